@@ -63,6 +63,9 @@ func Build(ctx context.Context, dir string, opts ...BuildOption) (*Built, error)
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if _, err := newBlobConfig(cfg.blob); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)

@@ -57,6 +57,17 @@ func WithLayerOptions(o ...lsmt.LayerOption) BlobOption {
 	return func(c *blobConfig) error { c.layer = append(c.layer, o...); return nil }
 }
 
+// newBlobConfig applies opts to the defaults: LZ4, 4 KiB blocks, tar.
+func newBlobConfig(opts []BlobOption) (blobConfig, error) {
+	cfg := blobConfig{compress: true, algo: zfile.LZ4, blockSize: 4 << 10, tar: true}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
 // countingWriter counts what it passes on.
 type countingWriter struct {
 	w io.Writer
@@ -74,11 +85,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // the blob's size. The blob is a sealed LSMT layer, ZFile-compressed unless
 // WithCompression("none"), in overlaybd's tar wrapper unless WithTar(false).
 func WriteBlob(w io.WriterAt, src io.ReaderAt, extents []lsmt.Extent, virtualSize int64, opts ...BlobOption) (int64, error) {
-	cfg := blobConfig{compress: true, algo: zfile.LZ4, blockSize: 4 << 10, tar: true}
-	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return 0, err
-		}
+	cfg, err := newBlobConfig(opts)
+	if err != nil {
+		return 0, err
 	}
 	base := int64(0)
 	if cfg.tar {

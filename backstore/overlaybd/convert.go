@@ -1,0 +1,91 @@
+package overlaybd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Convert turns an ordinary OCI or Docker image into a one-layer overlaybd
+// image: its layers are applied in order onto an empty tree (whiteouts
+// honoured), and the tree is built as Build does. The runtime config and
+// platform are kept.
+func Convert(ctx context.Context, src v1.Image, opts ...BuildOption) (*Built, error) {
+	cfg := buildConfig{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if _, err := newBlobConfig(cfg.blob); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	scf, err := src.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("convert: read config: %w", err)
+	}
+	if cfg.config == nil {
+		c := scf.Config
+		cfg.config = &c
+	}
+	if cfg.platform == nil {
+		p := v1.Platform{OS: scf.OS, Architecture: scf.Architecture, Variant: scf.Variant, OSVersion: scf.OSVersion}
+		cfg.platform = &p
+	}
+	layers, err := src.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("convert: list layers: %w", err)
+	}
+	work, err := os.MkdirTemp(cfg.workDir, "dejavu-convert-")
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(work)
+		}
+	}()
+	rootDir := filepath.Join(work, "rootfs")
+	if err := os.Mkdir(rootDir, 0o755); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(rootDir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	for i, l := range layers {
+		if err := applyOne(ctx, root, l); err != nil {
+			return nil, fmt.Errorf("convert: layer %d: %w", i, err)
+		}
+	}
+	b, err := buildIn(ctx, work, rootDir, cfg, "dejavu image convert")
+	if err != nil {
+		return nil, err
+	}
+	// The tree is in the layer now.
+	os.RemoveAll(rootDir)
+	ok = true
+	return b, nil
+}
+
+func applyOne(ctx context.Context, root *os.Root, l v1.Layer) error {
+	d, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return fmt.Errorf("%s: open: %w", d, err)
+	}
+	defer rc.Close()
+	st, err := ApplyLayer(ctx, root, rc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	slog.Debug("applied layer", "digest", d, "stats", st)
+	return nil
+}
