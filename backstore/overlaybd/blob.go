@@ -1,6 +1,7 @@
 package overlaybd
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,12 @@ func OpenBlob(ra io.ReaderAt, blobSize int64) (*Blob, error) {
 		}
 		b.ZFile, layerFile, layerSize = z, z, z.Size()
 	case lsmt.IsLSMT(magic):
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return nil, fmt.Errorf("layer blob: a gzip-compressed layer, not an overlaybd one (dejavu image convert makes one)")
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return nil, fmt.Errorf("layer blob: a zstd-compressed layer, not an overlaybd one (dejavu image convert makes one)")
+	case tarred && off == tarBlock:
+		return nil, fmt.Errorf("layer blob: a tar of files, not an overlaybd layer (dejavu image convert makes one)")
 	default:
 		return nil, fmt.Errorf("layer blob: payload at %d is neither ZFile nor LSMT (starts %q)", off, magic[:8])
 	}

@@ -1,0 +1,116 @@
+package imageref
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Option changes how references are resolved and registries reached.
+type Option func(*options)
+
+type options struct {
+	insecure  bool
+	platform  v1.Platform
+	keychain  authn.Keychain
+	transport http.RoundTripper
+}
+
+func makeOptions(opts []Option) options {
+	o := options{
+		platform:  DefaultPlatform(),
+		keychain:  authn.DefaultKeychain,
+		transport: remote.DefaultTransport,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// DefaultPlatform is the platform picked from an index when WithPlatform is
+// not given: Linux on this machine's architecture. The OS is fixed because
+// overlaybd images are Linux images whatever machine handles them.
+func DefaultPlatform() v1.Platform {
+	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+}
+
+// WithInsecure allows plain HTTP to every registry, not only to loopback
+// ones.
+func WithInsecure(insecure bool) Option {
+	return func(o *options) { o.insecure = insecure }
+}
+
+// WithPlatform selects the image taken from an index by Image. Fields left
+// empty match anything.
+func WithPlatform(p v1.Platform) Option {
+	return func(o *options) { o.platform = p }
+}
+
+// WithKeychain sets where registry credentials come from; the default is
+// authn.DefaultKeychain (the Docker config file and its helpers).
+func WithKeychain(kc authn.Keychain) Option {
+	return func(o *options) {
+		if kc != nil {
+			o.keychain = kc
+		}
+	}
+}
+
+// WithTransport sets the HTTP transport for registry requests, for example
+// one that shapes or counts traffic.
+func WithTransport(t http.RoundTripper) Option {
+	return func(o *options) {
+		if t != nil {
+			o.transport = t
+		}
+	}
+}
+
+// Remote returns what go-containerregistry's remote package needs to reach a
+// registry reference under opts: the name (made insecure if asked) and the
+// options carrying ctx, credentials, transport and platform. Packages that
+// talk to registries themselves (the referrers API, for one) use it so that
+// they honour the same flags as everything else.
+func Remote(ctx context.Context, r Ref, opts ...Option) (name.Reference, []remote.Option, error) {
+	if r.Kind != KindRegistry {
+		return nil, nil, fmt.Errorf("imageref: %s: not a registry reference", r)
+	}
+	if err := r.check(); err != nil {
+		return nil, nil, err
+	}
+	o := makeOptions(opts)
+	ref, err := o.reference(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ref, o.remote(ctx), nil
+}
+
+// reference applies WithInsecure to a registry reference. Parse already made
+// loopback registries insecure.
+func (o options) reference(r Ref) (name.Reference, error) {
+	if !o.insecure {
+		return r.Name, nil
+	}
+	ref, err := name.ParseReference(r.Name.String(), name.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("imageref: %s: %w", r, err)
+	}
+	return ref, nil
+}
+
+func (o options) remote(ctx context.Context) []remote.Option {
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(o.keychain),
+		remote.WithTransport(o.transport),
+		remote.WithPlatform(o.platform),
+	}
+}
