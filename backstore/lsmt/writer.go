@@ -60,7 +60,7 @@ func WriteLayer(w io.Writer, src io.ReaderAt, extents []Extent, virtualSize int6
 		if e.Offset%SectorSize != 0 || e.Length%SectorSize != 0 || e.Length <= 0 {
 			return h, fmt.Errorf("lsmt: extent %d (%d+%d) is not a non-empty whole number of sectors", i, e.Offset, e.Length)
 		}
-		if e.Offset < prevEnd || e.Offset+e.Length > virtualSize {
+		if e.Offset < prevEnd || e.Length > virtualSize-e.Offset { // no overflow: 0 <= prevEnd <= Offset
 			return h, fmt.Errorf("lsmt: extent %d (%d+%d) overlaps the previous one or passes the virtual size %d", i, e.Offset, e.Length, virtualSize)
 		}
 		prevEnd = e.Offset + e.Length

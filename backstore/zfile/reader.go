@@ -185,14 +185,18 @@ func (z *Reader) StoredSize(i int) int64 { return z.starts[i+1] - z.starts[i] }
 // uncompressed bytes [off, off+n), clipped to the file; start == end when the
 // range is empty.
 func (z *Reader) CompressedRange(off, n int64) (start, end int64) {
+	if n <= 0 {
+		return 0, 0
+	}
 	if off < 0 {
-		n += off
+		n += off // cannot overflow: n > 0 > off
 		off = 0
 	}
 	if n <= 0 || off >= z.size {
 		return 0, 0
 	}
-	last := min(off+n, z.size) - 1
+	// Clip n before adding, so that off+n cannot overflow.
+	last := off + min(n, z.size-off) - 1
 	return z.starts[off/z.bs], z.starts[last/z.bs+1]
 }
 

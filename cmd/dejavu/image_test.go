@@ -121,3 +121,33 @@ func TestBuildInspectRawCLI(t *testing.T) {
 		t.Fatalf("file: dest: %v", err)
 	}
 }
+
+// TestConvertHelloWorld converts the ordinary Docker hello-world image (gzip
+// layers) into an overlaybd image in a registry and runs its /hello.
+func TestConvertHelloWorld(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, "mke2fs", "debugfs")
+	layout := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
+	reg := testRegistry(t)
+	dst := reg + "/hello:converted"
+	dejavu(t, "image", "convert", "oci:"+layout+":amd64", dst)
+	out, _ := dejavu(t, "image", "inspect", dst, "-o", "json")
+	var rep inspectReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Layers) != 1 || rep.Layers[0].Layer == nil || rep.Layers[0].Layer.Compression != "lz4" {
+		t.Fatalf("converted image: %s", out)
+	}
+	raw := filepath.Join(t.TempDir(), "converted.raw")
+	dejavu(t, "image", "raw", dst, raw)
+	bin := filepath.Join(t.TempDir(), "hello")
+	if out, err := exec.Command(testenv.LookPath("debugfs"), "-R", "dump /hello "+bin, raw).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v\n%s", err, out)
+	}
+	os.Chmod(bin, 0o755)
+	got, err := exec.Command(bin).CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "Hello from Docker!") {
+		t.Fatalf("/hello: %v\n%s", err, got)
+	}
+}

@@ -1,0 +1,45 @@
+# dejavu: make demo runs the main job, make test the test suite. Both install
+# what they need first (scripts/deps.sh).
+
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 60s
+# mke2fs, losetup and friends live in sbin, which a non-root PATH may lack.
+export PATH := $(dir $(GO)):$(PATH):/usr/local/sbin:/usr/sbin:/sbin
+
+.PHONY: all build deps test test-race fuzz bench demo clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/dejavu ./cmd/dejavu
+
+deps:
+	GO=$(GO) scripts/deps.sh
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+
+test-race: deps
+	$(GO) test -count=1 -race -timeout 40m ./...
+
+# Runs every fuzz target for FUZZTIME, one after another.
+fuzz: deps
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		pkg=./$$(dirname $$f); \
+		for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+			echo "== $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+bench: deps
+	mkdir -p out/bench
+	$(GO) test -run '^$$' -bench . -benchmem ./... | tee out/bench/go-bench.txt
+
+demo: deps build
+	scripts/demo.sh
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what dejavu's build, tests and demo need, when it is missing:
+# e2fsprogs (mke2fs, debugfs, e2fsck), util-linux (losetup, mount), kmod,
+# CA certificates, and the Go modules. Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+need=()
+command -v mke2fs >/dev/null 2>&1 || [ -x /sbin/mke2fs ] || [ -x /usr/sbin/mke2fs ] || need+=(e2fsprogs)
+command -v debugfs >/dev/null 2>&1 || [ -x /sbin/debugfs ] || [ -x /usr/sbin/debugfs ] || need+=(e2fsprogs)
+command -v losetup >/dev/null 2>&1 || [ -x /sbin/losetup ] || [ -x /usr/sbin/losetup ] || need+=(mount)
+command -v mount >/dev/null 2>&1 || [ -x /bin/mount ] || need+=(mount)
+command -v modprobe >/dev/null 2>&1 || [ -x /sbin/modprobe ] || [ -x /usr/sbin/modprobe ] || need+=(kmod)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+
+if [ ${#need[@]} -gt 0 ]; then
+	# Unique package names, in order.
+	pkgs=$(printf '%s\n' "${need[@]}" | awk '!seen[$0]++' | tr '\n' ' ')
+	echo "deps: installing $pkgs"
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		if command -v sudo >/dev/null 2>&1; then
+			sudo="sudo"
+		else
+			echo "deps: need root (or sudo) to install: $pkgs" >&2
+			exit 1
+		fi
+	fi
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	# shellcheck disable=SC2086
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs
+fi
+
+# Loop devices: load the module when the control device is missing.
+if [ ! -e /dev/loop-control ] && [ "$(id -u)" -eq 0 ]; then
+	modprobe loop 2>/dev/null || echo "deps: could not load the loop module; tests that mount will say so" >&2
+fi
+
+"$GO" mod download
