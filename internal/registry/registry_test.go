@@ -115,7 +115,7 @@ func TestTornJournalLine(t *testing.T) {
 		t.Fatalf("a torn last line must not stop the registry: %v", err)
 	}
 	defer s.Close()
-	if _, err := remote.Image(parseRef(t, s.Addr + "/a:b")); err != nil {
+	if _, err := remote.Image(parseRef(t, s.Addr+"/a:b")); err != nil {
 		t.Fatal(err)
 	}
 }
