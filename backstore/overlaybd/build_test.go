@@ -15,21 +15,7 @@ import (
 // rawFromLayer opens a built layer blob and writes its device as a raw file.
 func rawFromLayer(t *testing.T, layerPath string) (string, *Blob) {
 	t.Helper()
-	b := openBlobFile(t, layerPath)
-	d, err := OpenDevice(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := filepath.Join(t.TempDir(), "device.raw")
-	f, err := os.Create(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := WriteRaw(context.Background(), d, f); err != nil {
-		t.Fatal(err)
-	}
-	return raw, b
+	return rawFromFiles(t, layerPath), openBlobFile(t, layerPath)
 }
 
 func fsck(t *testing.T, raw string) {

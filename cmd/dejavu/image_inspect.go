@@ -50,11 +50,7 @@ directory for now.`,
 			if output != "table" && output != "json" {
 				return fmt.Errorf("--output %q: want table or json", output)
 			}
-			ropts, err := rf.options()
-			if err != nil {
-				return err
-			}
-			il, err := openImageLayers(cmd.Context(), args[0], ropts)
+			il, err := rf.openLayers(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

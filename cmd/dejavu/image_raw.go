@@ -29,11 +29,7 @@ OUT must not exist unless --force is given.`,
 			if _, err := os.Lstat(out); err == nil && !force {
 				return fmt.Errorf("%s exists; use --force to replace it", out)
 			}
-			ropts, err := rf.options()
-			if err != nil {
-				return err
-			}
-			il, err := openImageLayers(cmd.Context(), args[0], ropts)
+			il, err := rf.openLayers(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -73,15 +73,7 @@ func TestHelloWorldThroughRegistry(t *testing.T) {
 	}
 	raw := filepath.Join(t.TempDir(), "hello.raw")
 	dejavu(t, "image", "raw", dst, raw)
-	bin := filepath.Join(t.TempDir(), "hello")
-	if out, err := exec.Command(testenv.LookPath("debugfs"), "-R", "dump /hello "+bin, raw).CombinedOutput(); err != nil {
-		t.Fatalf("debugfs: %v\n%s", err, out)
-	}
-	os.Chmod(bin, 0o755)
-	got, err := exec.Command(bin).CombinedOutput()
-	if err != nil || !strings.Contains(string(got), "Hello from Docker!") {
-		t.Fatalf("/hello: %v\n%s", err, got)
-	}
+	runHello(t, raw)
 	// raw refuses to overwrite, and says how to.
 	if err := dejavuErr(t, "image", "raw", dst, raw); !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("overwrite: %v", err)
@@ -141,6 +133,12 @@ func TestConvertHelloWorld(t *testing.T) {
 	}
 	raw := filepath.Join(t.TempDir(), "converted.raw")
 	dejavu(t, "image", "raw", dst, raw)
+	runHello(t, raw)
+}
+
+// runHello dumps /hello out of a raw ext4 image with debugfs and runs it.
+func runHello(t *testing.T, raw string) {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "hello")
 	if out, err := exec.Command(testenv.LookPath("debugfs"), "-R", "dump /hello "+bin, raw).CombinedOutput(); err != nil {
 		t.Fatalf("debugfs: %v\n%s", err, out)

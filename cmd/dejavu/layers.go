@@ -50,6 +50,15 @@ func (l *imageLayers) Overlaybd() error {
 	return nil
 }
 
+// openLayers opens the layer blobs of src with the registry flags' options.
+func (f *registryFlags) openLayers(ctx context.Context, src string) (*imageLayers, error) {
+	opts, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	return openImageLayers(ctx, src, opts)
+}
+
 // openImageLayers opens the layer blobs of src: a registry image, an OCI
 // layout entry, or local blob files.
 func openImageLayers(ctx context.Context, src string, opts []imageref.Option) (_ *imageLayers, err error) {
