@@ -47,6 +47,8 @@ type Reader struct {
 	bs     int64
 	size   int64
 
+	bufs sync.Pool // *[]byte: stored bytes of a batch of blocks
+
 	zstdOnce sync.Once
 	zstdDec  *zstd.Decoder
 	zstdErr  error
@@ -86,6 +88,7 @@ func Open(ra io.ReaderAt, size int64) (*Reader, error) {
 		return nil, err
 	}
 	z := &Reader{ra: ra, hdr: h, bs: int64(h.BlockSize), size: int64(h.OriginalSize)}
+	z.bufs.New = func() any { b := make([]byte, 0, z.maxStored()); return &b }
 	if err := z.loadIndex(); err != nil {
 		return nil, err
 	}
@@ -218,8 +221,10 @@ func (z *Reader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	first, last := int(off/z.bs), int((off+n-1)/z.bs)
 	done := int64(0)
-	var stored []byte
-	block := make([]byte, z.bs)
+	bufp := z.bufs.Get().(*[]byte)
+	defer z.bufs.Put(bufp)
+	stored := *bufp
+	var block []byte // for blocks that only partly land in p
 	for i := first; i <= last; {
 		// Gather as many consecutive blocks as fit in one batch read.
 		j := i + 1
@@ -229,6 +234,7 @@ func (z *Reader) ReadAt(p []byte, off int64) (int, error) {
 		span := z.starts[j] - z.starts[i]
 		if int64(cap(stored)) < span {
 			stored = make([]byte, span)
+			*bufp = stored
 		}
 		stored = stored[:span]
 		if _, err := z.ra.ReadAt(stored, z.starts[i]); err != nil {
@@ -244,10 +250,15 @@ func (z *Reader) ReadAt(p []byte, off int64) (int, error) {
 			// Decode straight into p when the whole block lands there.
 			lo := max(off, bstart)
 			hi := min(off+n, bstart+blen)
-			dst := block[:blen]
 			direct := lo == bstart && hi == bstart+blen
+			var dst []byte
 			if direct {
 				dst = p[lo-off : hi-off]
+			} else {
+				if block == nil {
+					block = make([]byte, z.bs)
+				}
+				dst = block[:blen]
 			}
 			if err := z.decodeBlock(k, s, dst); err != nil {
 				return int(done), err
