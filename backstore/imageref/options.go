@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Option changes how references are resolved and registries reached.
@@ -113,4 +114,26 @@ func (o options) remote(ctx context.Context) []remote.Option {
 		remote.WithTransport(o.transport),
 		remote.WithPlatform(o.platform),
 	}
+}
+
+// BlobTransport returns an HTTP transport authenticated to pull from r's
+// repository (credentials from the keychain, bearer tokens fetched as the
+// registry asks), the repository, and the URL scheme to reach it with, for
+// callers that read blobs by range themselves.
+func BlobTransport(ctx context.Context, r Ref, opts ...Option) (http.RoundTripper, name.Repository, string, error) {
+	ref, _, err := Remote(ctx, r, opts...)
+	if err != nil {
+		return nil, name.Repository{}, "", err
+	}
+	o := makeOptions(opts)
+	repo := ref.Context()
+	auth, err := o.keychain.Resolve(repo)
+	if err != nil {
+		return nil, repo, "", fmt.Errorf("imageref: %s: credentials: %w", r, err)
+	}
+	t, err := transport.NewWithContext(ctx, repo.Registry, auth, o.transport, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, repo, "", fmt.Errorf("imageref: %s: %w", r, err)
+	}
+	return t, repo, repo.Registry.Scheme(), nil
 }

@@ -1,0 +1,58 @@
+package backstore
+
+import (
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Cause says why a blob range was fetched.
+type Cause int
+
+// Causes of a fetch.
+const (
+	CauseDemand   Cause = iota // a read of the device needed it
+	CausePrefetch              // fetched ahead of the program
+	CauseOpen                  // headers and indexes read when the image opened
+)
+
+func (c Cause) String() string {
+	switch c {
+	case CauseDemand:
+		return "demand"
+	case CausePrefetch:
+		return "prefetch"
+	case CauseOpen:
+		return "open"
+	}
+	return "unknown"
+}
+
+// DeviceRead is one read of the virtual device.
+type DeviceRead struct {
+	Offset, Length int64
+	Start          time.Time
+	Latency        time.Duration
+	Cached         bool // every byte it needed was already in the cache
+	Err            error
+}
+
+// BlobFetch is one range request for a layer blob.
+type BlobFetch struct {
+	Layer          int // index in the image, 0 = bottom
+	Digest         v1.Hash
+	Offset, Length int64 // blob coordinates
+	Cause          Cause
+	Start          time.Time
+	Latency        time.Duration
+	Attempts       int
+	Err            error
+}
+
+// Observer sees what the backstore does. Its methods are called
+// synchronously from the reading goroutines, so they must be quick and safe
+// for concurrent use.
+type Observer interface {
+	DeviceRead(DeviceRead)
+	BlobFetch(BlobFetch)
+}
