@@ -197,16 +197,17 @@ func teardown(ctx context.Context, cfg config, dir string, st state, server *fus
 			errs = append(errs, fmt.Errorf("device: detach %s: %w", st.Loop, err))
 		}
 	}
-	if server != nil {
-		if err := server.Unmount(); err != nil {
-			errs = append(errs, fmt.Errorf("device: stop FUSE: %w", err))
-		} else {
-			server.Wait()
+	if mounted, _ := isMountPoint(st.FUSEDir); mounted {
+		// A live server unmounts itself; without one (its process died)
+		// only the kernel's side is left, which a lazy unmount removes.
+		var err error
+		if server != nil {
+			err = server.Unmount()
 		}
-	} else if mounted, _ := isMountPoint(st.FUSEDir); mounted {
-		// The FUSE server died with its process: only the kernel's side
-		// is left, which a lazy unmount removes.
-		if err := unix.Unmount(st.FUSEDir, unix.MNT_DETACH); err != nil {
+		if server == nil || err != nil {
+			err = unix.Unmount(st.FUSEDir, unix.MNT_DETACH)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("device: unmount FUSE %s: %w", st.FUSEDir, err))
 		}
 	}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/backstore/device"
+)
+
+// backstoreFlags are the flags of commands that open an image lazily.
+type backstoreFlags struct {
+	cacheDir   string
+	cacheLimit string
+	stateDir   string
+}
+
+func (f *backstoreFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cacheDir, "cache", backstore.DefaultCacheDir(), "persistent cache of blob bytes")
+	fl.StringVar(&f.cacheLimit, "cache-limit", "0", "bound on the cache size (e.g. 20GiB; 0: no bound)")
+	fl.StringVar(&f.stateDir, "state-dir", device.DefaultStateDir, "where mount state is kept, for umount and crash cleanup")
+}
+
+func (f *backstoreFlags) open(ctx context.Context, ref string, rf registryFlags, extra ...backstore.Option) (*backstore.Backstore, error) {
+	limit, err := parseSize(f.cacheLimit)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-limit: %w", err)
+	}
+	ropts, err := rf.options()
+	if err != nil {
+		return nil, err
+	}
+	opts := append([]backstore.Option{backstore.WithCacheDir(f.cacheDir), backstore.WithCacheLimit(limit), backstore.WithRefOptions(ropts...)}, extra...)
+	return backstore.Open(ctx, ref, opts...)
+}
+
+// mountImage opens ref lazily and mounts its file system read-only at dir.
+// The returned function tears everything down.
+func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags) (*backstore.Backstore, func() error, error) {
+	// Whatever a crashed earlier mount left behind goes first.
+	if n, err := device.Cleanup(ctx, device.WithStateDir(f.stateDir)); err != nil {
+		slog.Warn("cleaning up after earlier mounts", "err", err)
+	} else if n > 0 {
+		slog.Info("cleaned up mounts left by processes that died", "count", n)
+	}
+	bs, err := f.open(ctx, ref, rf)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err := device.Mount(ctx, bs, dir, device.WithStateDir(f.stateDir))
+	if err != nil {
+		bs.Close()
+		return nil, nil, err
+	}
+	return bs, func() error {
+		err := dev.Close()
+		if cerr := bs.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}, nil
+}
+
+func newMountCmd() *cobra.Command {
+	var rf registryFlags
+	var bf backstoreFlags
+	cmd := &cobra.Command{
+		Use:   "mount REF DIR",
+		Short: "Mount an overlaybd image read-only, fetching its bytes lazily",
+		Long: `Mount opens REF, serves its merged virtual device through FUSE, attaches it to
+a read-only loop device and mounts the file system on it read-only at DIR.
+Bytes are fetched from the registry on first use and kept in the cache.
+
+It stays in the foreground until interrupted (SIGINT, SIGTERM) or until
+"dejavu umount DIR" is run, then tears down in order: unmount, detach the
+loop device, stop FUSE. A mount left by a process that died is cleaned up by
+the next mount or umount. Needs root.`,
+		Example: `  dejavu mount localhost:5000/app:latest /mnt/app
+  dejavu mount localhost:5000/app@sha256:... /mnt/app --cache /var/cache/dejavu --cache-limit 20GiB`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			start := time.Now()
+			bs, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s (%s) at %s in %s\n", args[0], bs.Digest(), args[1], time.Since(start).Round(time.Millisecond))
+			<-cmd.Context().Done()
+			slog.Info("unmounting", "dir", args[1])
+			return teardown()
+		},
+	}
+	rf.register(cmd.Flags())
+	bf.register(cmd)
+	return cmd
+}
+
+func newUmountCmd() *cobra.Command {
+	var stateDir string
+	cmd := &cobra.Command{
+		Use:   "umount DIR",
+		Short: "Unmount an image mounted with dejavu mount",
+		Long: `Umount asks the dejavu process that mounted DIR to tear its mount down, or,
+when that process is gone, tears it down itself: unmount, detach the loop
+device, stop FUSE.`,
+		Example: `  dejavu umount /mnt/app`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := device.Unmount(cmd.Context(), args[0], device.WithStateDir(stateDir)); err != nil {
+				return err
+			}
+			if _, err := os.Stat(args[0]); err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "unmounted %s\n", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", device.DefaultStateDir, "where mount state is kept")
+	return cmd
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/treetest"
+)
+
+// countedRegistry is an in-process registry that counts requests.
+func countedRegistry(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	h := registry.New(registry.WithReferrersSupport(true))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), &n
+}
+
+// startMount runs "dejavu mount" until the returned stop is called.
+func startMount(t *testing.T, args ...string) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	root := newRootCmd()
+	root.SetArgs(append([]string{"mount"}, args...))
+	root.SetOut(&out)
+	root.SetErr(&out)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	target := args[1]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("dejavu mount exited: %v\n%s", err, out.String())
+		default:
+		}
+		mi, _ := os.ReadFile("/proc/self/mountinfo")
+		if strings.Contains(string(mi), " "+target+" ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("mount did not appear")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// TestMountCLI: build an image into a registry, mount it lazily, see the
+// tree; mount again from the warm cache with no registry request at all;
+// umount from another "process" (the command).
+func TestMountCLI(t *testing.T) {
+	testenv.RequireLoop(t)
+	testenv.RequireCommands(t, "mke2fs")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		testenv.Skip(t, "test needs /dev/fuse")
+	}
+	src := t.TempDir()
+	treetest.Generate(t, src, treetest.Spec{Files: 500, MaxSmall: 40 << 10, Big: 3 << 20, Seed: 9})
+	reg, requests := countedRegistry(t)
+	ref := reg + "/app:v1"
+	dejavu(t, "image", "build", src, ref)
+	cache, state := t.TempDir(), t.TempDir()
+	target := filepath.Join(t.TempDir(), "mnt")
+	flags := []string{"--cache", cache, "--state-dir", state}
+
+	requests.Store(0)
+	stop := startMount(t, append([]string{ref, target}, flags...)...)
+	treetest.Compare(t, src, target)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cold := requests.Load()
+	if cold == 0 {
+		t.Fatal("a cold mount made no registry request")
+	}
+
+	requests.Store(0)
+	stop = startMount(t, append([]string{ref, target}, flags...)...)
+	treetest.Compare(t, src, target)
+	if n := requests.Load(); n != 0 {
+		t.Errorf("warm mount and full read made %d registry requests, want 0", n)
+	}
+	dejavu(t, "umount", target, "--state-dir", state)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), target) || strings.Contains(string(mi), state) {
+		t.Fatalf("mounts left:\n%s", mi)
+	}
+	t.Logf("cold mount + full read: %d registry requests; warm: 0", cold)
+}
