@@ -14,6 +14,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 )
 
@@ -66,6 +68,30 @@ func resolve(ctx context.Context, r imageref.Ref, cfg config) (image, error) {
 			return img, nil
 		}
 	}
+	var res *resolved
+	var err error
+	pause := cfg.retry.backoff
+	for attempt := 1; ; attempt++ {
+		res, err = fetchResolved(ctx, r, cfg)
+		if err == nil || attempt == cfg.retry.attempts || ctx.Err() != nil || isPermanent(err) {
+			break
+		}
+		cfg.log.Debug("backstore: resolving the image failed, retrying", "ref", r, "attempt", attempt, "err", err)
+		time.Sleep(pause)
+		pause = min(2*pause, 2*time.Second)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := storeResolved(dir, r, res); err != nil {
+		cfg.log.Warn("backstore: cannot cache the manifest; the next start will ask the registry again", "err", err)
+	}
+	return res, nil
+}
+
+// fetchResolved reads the manifest and config from the registry; the
+// config is checked against its digest.
+func fetchResolved(ctx context.Context, r imageref.Ref, cfg config) (*resolved, error) {
 	img, err := imageref.Image(ctx, r, cfg.refOpts...)
 	if err != nil {
 		return nil, err
@@ -80,10 +106,26 @@ func resolve(ctx context.Context, r imageref.Ref, cfg config) (image, error) {
 	if res.config, err = img.RawConfigFile(); err != nil {
 		return nil, err
 	}
-	if err := storeResolved(dir, r, res); err != nil {
-		cfg.log.Warn("backstore: cannot cache the manifest; the next start will ask the registry again", "err", err)
+	mf, err := v1.ParseManifest(bytesReader(res.manifest))
+	if err != nil {
+		return nil, err
+	}
+	if h, _, err := v1.SHA256(bytesReader(res.config)); err != nil || h != mf.Config.Digest {
+		return nil, fmt.Errorf("config of %s does not match its digest", r)
 	}
 	return res, nil
+}
+
+// isPermanent reports registry answers that asking again will not change.
+func isPermanent(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusNotFound, http.StatusUnauthorized, http.StatusForbidden, http.StatusBadRequest:
+			return true
+		}
+	}
+	return false
 }
 
 func cachedDigest(dir string, r imageref.Ref) (v1.Hash, bool) {

@@ -1,0 +1,113 @@
+package backstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/internal/netshape"
+)
+
+// shaped puts a netshape proxy in front of the test registry and returns
+// the image reference through it.
+func shaped(t *testing.T, reg *countingRegistry, ref string, opts ...netshape.Option) (*netshape.Proxy, string) {
+	t.Helper()
+	p, err := netshape.Start("http://"+reg.host, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, strings.Replace(ref, reg.host, p.Addr(), 1)
+}
+
+// TestFaultyRegistry: with 20% of range GETs failing (5xx, resets, stalls)
+// every byte still comes out right.
+func TestFaultyRegistry(t *testing.T) {
+	reg := startRegistry(t)
+	ref, layer, _ := builtImage(t, reg, 2000)
+	local := localDevice(t, layer)
+	want := readAll(t, local, local.Size())
+	p, sref := shaped(t, reg, ref, netshape.WithFaults(netshape.Faults{
+		Rate: 0.2, Kinds: []netshape.FaultKind{netshape.Fault5xx, netshape.FaultReset, netshape.FaultStall}, Seed: 42, StallFor: 5 * time.Second,
+	}))
+	bs, err := backstore.Open(context.Background(), sref, backstore.WithCacheDir(t.TempDir()),
+		backstore.WithFetchUnit(64<<10), backstore.WithRetry(8, 300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	if !bytes.Equal(readAll(t, bs, bs.Size()), want) {
+		t.Fatal("bytes differ behind a faulty link")
+	}
+	s := p.Stats()
+	t.Logf("%d requests, faults injected: %v", s.Requests, s.Faults)
+	if s.Faults["5xx"]+s.Faults["reset"]+s.Faults["stall"] == 0 {
+		t.Fatal("no fault was injected")
+	}
+}
+
+// TestFlippedBytesNeverReachReaders: a registry that corrupts some blob
+// responses is caught by the checksums and repaired by refetching; one that
+// corrupts every response makes reads fail, never return wrong bytes.
+func TestFlippedBytesNeverReachReaders(t *testing.T) {
+	reg := startRegistry(t)
+	ref, layer, built := builtImage(t, reg, 300)
+	local := localDevice(t, layer)
+	want := readAll(t, local, local.Size())
+
+	p, sref := shaped(t, reg, ref, netshape.WithFaults(netshape.Faults{Rate: 0.3, Kinds: []netshape.FaultKind{netshape.FaultFlip}, Seed: 3}))
+	bs, err := backstore.Open(context.Background(), sref, backstore.WithCacheDir(t.TempDir()), backstore.WithFetchUnit(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readAll(t, bs, bs.Size()), want) {
+		t.Fatal("flipped bytes reached the reader")
+	}
+	bs.Close()
+	flips := p.Stats().Faults["flip"]
+	t.Logf("%d responses flipped, all repaired", flips)
+	if flips == 0 {
+		t.Fatal("no response was flipped")
+	}
+
+	// Every response for the layer corrupt, once its indexes are cached:
+	// the reads must fail with ErrCorrupt, never return wrong bytes.
+	cache := t.TempDir()
+	p.SetFaults(netshape.Faults{})
+	bs, err = backstore.Open(context.Background(), sref, backstore.WithCacheDir(cache), backstore.WithFetchUnit(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs.Close()
+	m, _ := built.Image.Manifest()
+	p.SetFaults(netshape.Faults{Rate: 1, Kinds: []netshape.FaultKind{netshape.FaultFlip}, Seed: 4,
+		Match: regexp.MustCompile("/blobs/" + m.Layers[0].Digest.String() + "$")})
+	bs, err = backstore.Open(context.Background(), sref, backstore.WithCacheDir(cache), backstore.WithFetchUnit(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	buf := make([]byte, 1<<20)
+	failed := 0
+	for off := int64(0); off < bs.Size(); off += int64(len(buf)) {
+		n := min(int64(len(buf)), bs.Size()-off)
+		if _, err := bs.ReadAt(buf[:n], off); err != nil {
+			failed++
+			if !errors.Is(err, backstore.ErrCorrupt) {
+				t.Fatalf("read at %d: %v, want ErrCorrupt", off, err)
+			}
+			continue
+		}
+		if !bytes.Equal(buf[:n], want[off:off+n]) {
+			t.Fatalf("wrong bytes at %d reached the reader", off)
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no read failed although every response was corrupt")
+	}
+}
