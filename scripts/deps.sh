@@ -38,3 +38,13 @@ if [ ! -e /dev/loop-control ] && [ "$(id -u)" -eq 0 ]; then
 fi
 
 "$GO" mod download
+
+# The distribution registry, pinned, for integration tests (it has no
+# referrers API, which the tests need to exercise too).
+registry_version=v3.1.2
+if [ ! -x out/tools/bin/registry ] || [ "$(cat out/tools/registry.version 2>/dev/null)" != "$registry_version" ]; then
+	echo "deps: installing the distribution registry $registry_version"
+	mkdir -p out/tools/bin
+	GOBIN="$PWD/out/tools/bin" GOFLAGS=-mod=mod "$GO" install "github.com/distribution/distribution/v3/cmd/registry@$registry_version"
+	echo "$registry_version" >out/tools/registry.version
+fi

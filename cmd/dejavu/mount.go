@@ -18,6 +18,8 @@ type backstoreFlags struct {
 	cacheDir   string
 	cacheLimit string
 	stateDir   string
+	idle       time.Duration
+	attempts   int
 }
 
 func (f *backstoreFlags) register(cmd *cobra.Command) {
@@ -25,6 +27,8 @@ func (f *backstoreFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cacheDir, "cache", backstore.DefaultCacheDir(), "persistent cache of blob bytes")
 	fl.StringVar(&f.cacheLimit, "cache-limit", "0", "bound on the cache size (e.g. 20GiB; 0: no bound)")
 	fl.StringVar(&f.stateDir, "state-dir", device.DefaultStateDir, "where mount state is kept, for umount and crash cleanup")
+	fl.DurationVar(&f.idle, "fetch-idle-timeout", 10*time.Second, "abandon and retry a blob fetch that receives nothing for this long")
+	fl.IntVar(&f.attempts, "fetch-attempts", 6, "tries for each blob fetch")
 }
 
 func (f *backstoreFlags) open(ctx context.Context, ref string, rf registryFlags, extra ...backstore.Option) (*backstore.Backstore, error) {
@@ -36,7 +40,8 @@ func (f *backstoreFlags) open(ctx context.Context, ref string, rf registryFlags,
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]backstore.Option{backstore.WithCacheDir(f.cacheDir), backstore.WithCacheLimit(limit), backstore.WithRefOptions(ropts...)}, extra...)
+	opts := append([]backstore.Option{backstore.WithCacheDir(f.cacheDir), backstore.WithCacheLimit(limit),
+		backstore.WithRefOptions(ropts...), backstore.WithRetry(f.attempts, f.idle)}, extra...)
 	return backstore.Open(ctx, ref, opts...)
 }
 

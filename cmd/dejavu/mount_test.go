@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
+	"github.com/dejavu-project/dejavu/internal/distreg"
+	"github.com/dejavu-project/dejavu/internal/netshape"
 	"github.com/dejavu-project/dejavu/internal/testenv"
 	"github.com/dejavu-project/dejavu/internal/treetest"
 )
@@ -111,4 +113,46 @@ func TestMountCLI(t *testing.T) {
 		t.Fatalf("mounts left:\n%s", mi)
 	}
 	t.Logf("cold mount + full read: %d registry requests; warm: 0", cold)
+}
+
+// TestMountFromDistribution: a built image with a few thousand files, served
+// by the distribution registry, mounted lazily: every file equals its
+// source. Then again behind a link where 20% of range GETs fail (5xx,
+// resets, stalls).
+func TestMountFromDistribution(t *testing.T) {
+	testenv.RequireLoop(t)
+	testenv.RequireCommands(t, "mke2fs")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		testenv.Skip(t, "test needs /dev/fuse")
+	}
+	src := t.TempDir()
+	treetest.Generate(t, src, treetest.Spec{Files: 3000, MaxSmall: 32 << 10, Big: 8 << 20, Seed: 21})
+	reg := distreg.Start(t)
+	ref := reg + "/many/files:v1"
+	dejavu(t, "image", "build", src, ref)
+
+	target := filepath.Join(t.TempDir(), "mnt")
+	stop := startMount(t, ref, target, "--cache", t.TempDir(), "--state-dir", t.TempDir())
+	treetest.Compare(t, src, target)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := netshape.Start("http://"+reg, netshape.WithFaults(netshape.Faults{
+		Rate: 0.2, Kinds: []netshape.FaultKind{netshape.Fault5xx, netshape.FaultReset, netshape.FaultStall}, Seed: 5, StallFor: 30 * time.Second,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	stop = startMount(t, p.Addr()+"/many/files:v1", target, "--cache", t.TempDir(), "--state-dir", t.TempDir(), "--fetch-idle-timeout", "500ms")
+	treetest.Compare(t, src, target)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := p.Stats()
+	t.Logf("faulty link: %d requests, faults %v", s.Requests, s.Faults)
+	if s.Faults["5xx"]+s.Faults["reset"]+s.Faults["stall"] == 0 {
+		t.Fatal("no fault injected")
+	}
 }
