@@ -13,6 +13,8 @@ command -v losetup >/dev/null 2>&1 || [ -x /sbin/losetup ] || [ -x /usr/sbin/los
 command -v mount >/dev/null 2>&1 || [ -x /bin/mount ] || need+=(mount)
 command -v modprobe >/dev/null 2>&1 || [ -x /sbin/modprobe ] || [ -x /usr/sbin/modprobe ] || need+=(kmod)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+# A static busybox makes the small root file systems that tests start programs in.
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 
 if [ ${#need[@]} -gt 0 ]; then
 	# Unique package names, in order.

@@ -9,9 +9,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dejavu-project/dejavu/launch"
 )
 
 func main() {
+	// A process started to be the init of a program's namespaces does
+	// that and nothing else.
+	launch.Init()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()

@@ -156,3 +156,24 @@ func TestMountFromDistribution(t *testing.T) {
 		t.Fatal("no fault injected")
 	}
 }
+
+// TestRunHelloWorld: the real overlaybd hello-world image, lazily mounted
+// from a registry, started in its namespaces; it prints its greeting and the
+// start is timed.
+func TestRunHelloWorld(t *testing.T) {
+	testenv.RequireLoop(t)
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		testenv.Skip(t, "test needs /dev/fuse")
+	}
+	layout := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
+	reg, _ := countedRegistry(t)
+	dejavu(t, "image", "copy", "oci:"+layout+":amd64-converted", reg+"/hello:obd")
+	out, errOut := dejavu(t, "run", reg+"/hello:obd", "--cache", t.TempDir(), "--state-dir", t.TempDir())
+	if !strings.Contains(out, "Hello from Docker!") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+	if !strings.Contains(errOut, "ready in ") {
+		t.Fatalf("no timing printed:\n%s", errOut)
+	}
+	t.Log(strings.TrimSpace(errOut))
+}
