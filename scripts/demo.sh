@@ -55,13 +55,13 @@ if [ -d "$shared/hello-world-oci-layout" ]; then
 	"$dejavu" image raw "$addr/hello:overlaybd" "$work/hello.raw"
 	debugfs -R "dump /hello $work/hello" "$work/hello.raw" 2>/dev/null
 	chmod +x "$work/hello"
-	"$work/hello" | head -3
+	"$work/hello" | sed -n "1,3p"
 
 	if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ]; then
 		step "run it lazily: mount from the registry (FUSE + loop), start /hello in its namespaces, time it"
-		"$dejavu" run "$addr/hello:overlaybd" --cache "$work/cache" --state-dir "$work/state" | grep -m1 Hello
+		"$dejavu" run "$addr/hello:overlaybd" --cache "$work/cache" --state-dir "$work/state" | sed -n '/Hello/p'
 		step "again, warm: every byte comes from the local cache, the registry is not asked"
-		"$dejavu" run "$addr/hello:overlaybd" --cache "$work/cache" --state-dir "$work/state" | grep -m1 Hello
+		"$dejavu" run "$addr/hello:overlaybd" --cache "$work/cache" --state-dir "$work/state" | sed -n '/Hello/p'
 	fi
 
 	if [ "$(id -u)" -eq 0 ]; then
