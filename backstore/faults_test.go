@@ -56,7 +56,7 @@ func TestFaultyRegistry(t *testing.T) {
 // corrupts every response makes reads fail, never return wrong bytes.
 func TestFlippedBytesNeverReachReaders(t *testing.T) {
 	reg := startRegistry(t)
-	ref, layer, built := builtImage(t, reg, 300)
+	ref, layer, built := builtImage(t, reg, 1500)
 	local := localDevice(t, layer)
 	want := readAll(t, local, local.Size())
 
@@ -65,7 +65,8 @@ func TestFlippedBytesNeverReachReaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(readAll(t, bs, bs.Size()), want) {
+	// Small reads, so that the blob is fetched in many requests.
+	if !bytes.Equal(readAllBy(t, bs, bs.Size(), 64<<10), want) {
 		t.Fatal("flipped bytes reached the reader")
 	}
 	bs.Close()
@@ -110,4 +111,19 @@ func TestFlippedBytesNeverReachReaders(t *testing.T) {
 	if failed == 0 {
 		t.Fatal("no read failed although every response was corrupt")
 	}
+}
+
+// readAllBy reads the device in chunks of n bytes.
+func readAllBy(t *testing.T, r interface {
+	ReadAt([]byte, int64) (int, error)
+}, size, n int64) []byte {
+	t.Helper()
+	out := make([]byte, size)
+	for off := int64(0); off < size; off += n {
+		k := min(n, size-off)
+		if _, err := r.ReadAt(out[off:off+k], off); err != nil {
+			t.Fatalf("ReadAt(%d, %d): %v", off, k, err)
+		}
+	}
+	return out
 }

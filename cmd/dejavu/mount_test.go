@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
+	ggcr "github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/dejavu-project/dejavu/internal/distreg"
 	"github.com/dejavu-project/dejavu/internal/netshape"
+	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testenv"
 	"github.com/dejavu-project/dejavu/internal/treetest"
 )
@@ -24,7 +25,7 @@ import (
 func countedRegistry(t *testing.T) (string, *atomic.Int64) {
 	t.Helper()
 	var n atomic.Int64
-	h := registry.New(registry.WithReferrersSupport(true))
+	h := ggcr.New(ggcr.WithReferrersSupport(true))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		h.ServeHTTP(w, r)
@@ -166,7 +167,12 @@ func TestRunHelloWorld(t *testing.T) {
 		testenv.Skip(t, "test needs /dev/fuse")
 	}
 	layout := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
-	reg, _ := countedRegistry(t)
+	srv, err := registry.Start("127.0.0.1:0", t.TempDir()) // the embedded registry
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	reg := srv.Addr
 	dejavu(t, "image", "copy", "oci:"+layout+":amd64-converted", reg+"/hello:obd")
 	out, errOut := dejavu(t, "run", reg+"/hello:obd", "--cache", t.TempDir(), "--state-dir", t.TempDir())
 	if !strings.Contains(out, "Hello from Docker!") {
