@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -323,4 +324,21 @@ func (z *Reader) zstd() (*zstd.Decoder, error) {
 			zstd.WithDecoderLowmem(true))
 	})
 	return z.zstdDec, z.zstdErr
+}
+
+// UncompressedRange returns the uncompressed bytes [off, off+n) decoded from
+// the blocks whose stored bytes intersect [start, end); n is 0 when none do.
+func (z *Reader) UncompressedRange(start, end int64) (off, n int64) {
+	nb := z.Blocks()
+	if nb == 0 || end <= z.starts[0] || start >= z.starts[nb] || start >= end {
+		return 0, 0
+	}
+	// First block that ends after start, last block that starts before end.
+	first := sort.Search(nb, func(i int) bool { return z.starts[i+1] > start })
+	last := sort.Search(nb, func(i int) bool { return z.starts[i] >= end }) - 1
+	if last < first {
+		return 0, 0
+	}
+	off = int64(first) * z.bs
+	return off, min(int64(last+1)*z.bs, z.size) - off
 }

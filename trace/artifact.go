@@ -1,0 +1,394 @@
+package trace
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/dejavu-project/dejavu/backstore/imageref"
+)
+
+// ArtifactType marks a trace artifact.
+const ArtifactType = "application/vnd.dejavu.trace.v1"
+
+// emptyConfig is the OCI empty descriptor's content.
+const (
+	emptyMediaType = "application/vnd.oci.empty.v1+json"
+	emptyDigest    = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+)
+
+// Annotations on a trace artifact.
+const (
+	AnnotationWorkload = "dev.dejavu.trace.workload"
+	AnnotationRecords  = "dev.dejavu.trace.records"
+	AnnotationBytes    = "dev.dejavu.trace.bytes"
+	AnnotationRecorder = "dev.dejavu.trace.recorder"
+	AnnotationRuns     = "dev.dejavu.trace.runs"
+	AnnotationCreated  = "org.opencontainers.image.created"
+)
+
+// Artifact is a trace artifact's manifest, parsed and checked.
+type Artifact struct {
+	Digest      v1.Hash
+	Subject     v1.Descriptor
+	Layer       v1.Descriptor
+	Annotations map[string]string
+}
+
+type manifest struct {
+	SchemaVersion int               `json:"schemaVersion"`
+	MediaType     types.MediaType   `json:"mediaType"`
+	ArtifactType  string            `json:"artifactType,omitempty"`
+	Config        v1.Descriptor     `json:"config"`
+	Layers        []v1.Descriptor   `json:"layers"`
+	Subject       *v1.Descriptor    `json:"subject,omitempty"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
+}
+
+// maxManifest bounds an artifact manifest.
+const maxManifest = 1 << 20
+
+// ParseArtifact checks that raw is a trace artifact manifest.
+func ParseArtifact(raw []byte) (*Artifact, error) {
+	if len(raw) > maxManifest {
+		return nil, fmt.Errorf("trace artifact: manifest of %d bytes is larger than %d", len(raw), maxManifest)
+	}
+	var m manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("trace artifact: manifest: %w", err)
+	}
+	switch {
+	case m.MediaType != types.OCIManifestSchema1:
+		return nil, fmt.Errorf("trace artifact: manifest media type %q, want %q", m.MediaType, types.OCIManifestSchema1)
+	case m.ArtifactType != ArtifactType:
+		return nil, fmt.Errorf("trace artifact: artifact type %q, want %q", m.ArtifactType, ArtifactType)
+	case m.Subject == nil:
+		return nil, errors.New("trace artifact: no subject: it does not say which image it belongs to")
+	case len(m.Layers) != 1:
+		return nil, fmt.Errorf("trace artifact: %d layers, want 1", len(m.Layers))
+	case m.Layers[0].MediaType != MediaType:
+		return nil, fmt.Errorf("trace artifact: layer media type %q, want %q", m.Layers[0].MediaType, MediaType)
+	case m.Layers[0].Size <= 0 || m.Layers[0].Size > MaxEncoded:
+		return nil, fmt.Errorf("trace artifact: layer claims %d bytes; a trace is 1..%d bytes", m.Layers[0].Size, MaxEncoded)
+	}
+	h, _, _ := v1.SHA256(bytes.NewReader(raw))
+	return &Artifact{Digest: h, Subject: *m.Subject, Layer: m.Layers[0], Annotations: m.Annotations}, nil
+}
+
+// rawManifest is a manifest pushed as it is.
+type rawManifest struct {
+	b  []byte
+	mt types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.b, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+// AttachOption configures Attach.
+type AttachOption func(*attachConfig)
+
+type attachConfig struct {
+	force bool
+	opts  []imageref.Option
+}
+
+// WithForce attaches a trace to an image whose layers only partly match,
+// keeping the records of the layers that do.
+func WithForce(on bool) AttachOption { return func(c *attachConfig) { c.force = on } }
+
+// WithRefOptions passes registry options (insecure, platform, credentials).
+func WithRefOptions(o ...imageref.Option) AttachOption {
+	return func(c *attachConfig) { c.opts = append(c.opts, o...) }
+}
+
+// image resolves ref to its registry name, manifest descriptor and layers.
+func image(ctx context.Context, ref imageref.Ref, opts []imageref.Option) (name.Reference, []remote.Option, v1.Descriptor, []v1.Hash, error) {
+	n, ropts, err := imageref.Remote(ctx, ref, opts...)
+	if err != nil {
+		return nil, nil, v1.Descriptor{}, nil, err
+	}
+	img, err := imageref.Image(ctx, ref, opts...)
+	if err != nil {
+		return nil, nil, v1.Descriptor{}, nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, nil, v1.Descriptor{}, nil, err
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return nil, nil, v1.Descriptor{}, nil, err
+	}
+	mt, _ := img.MediaType()
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, nil, v1.Descriptor{}, nil, err
+	}
+	var layers []v1.Hash
+	for _, l := range m.Layers {
+		layers = append(layers, l.Digest)
+	}
+	ropts = append(ropts, remote.WithReferrersTagFallback(true))
+	return n, ropts, v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, layers, nil
+}
+
+// bind checks t against the image and returns the trace to attach: t
+// itself, or with force the records of the layers the image has.
+func bind(t *Trace, digest v1.Hash, layers []v1.Hash, force bool) (*Trace, error) {
+	if t.Image == digest && slices.Equal(t.Layers, layers) {
+		return t, nil
+	}
+	var diffs []string
+	for i, l := range t.Layers {
+		if i >= len(layers) {
+			diffs = append(diffs, fmt.Sprintf("trace layer %d (%s) is beyond the image's %d layers", i, l, len(layers)))
+		} else if layers[i] != l {
+			diffs = append(diffs, fmt.Sprintf("layer %d is %s in the trace but %s in the image", i, l, layers[i]))
+		}
+	}
+	if len(layers) > len(t.Layers) {
+		diffs = append(diffs, fmt.Sprintf("the image has %d layers, the trace %d", len(layers), len(t.Layers)))
+	}
+	if len(diffs) == 0 {
+		diffs = append(diffs, "same layers, but the manifest differs")
+	}
+	msg := fmt.Sprintf("trace was recorded on %s, not on %s: %s", t.Image, digest, diffs[0])
+	if !force {
+		return nil, fmt.Errorf("trace: %s (use --force to keep the records of the matching layers)", msg)
+	}
+	index := map[v1.Hash]int{}
+	for i, l := range layers {
+		index[l] = i
+	}
+	out := *t
+	out.Image, out.Layers, out.Records = digest, layers, nil
+	for _, r := range t.Records {
+		if i, ok := index[t.Layers[r.Layer]]; ok {
+			r.Layer = i
+			out.Records = append(out.Records, r)
+		}
+	}
+	if len(out.Records) == 0 {
+		return nil, fmt.Errorf("trace: %s; no layer matches, nothing would be kept", msg)
+	}
+	return &out, nil
+}
+
+// Attach pushes t as an OCI artifact whose subject is the image at ref, and
+// returns the artifact's digest. The image digest does not change.
+func Attach(ctx context.Context, ref imageref.Ref, t *Trace, opts ...AttachOption) (v1.Hash, error) {
+	var cfg attachConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, ropts, subject, layers, err := image(ctx, ref, cfg.opts)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	t, err = bind(t, subject.Digest, layers, cfg.force)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	enc, err := Marshal(t)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	repo := n.Context()
+	for _, l := range []v1.Layer{static.NewLayer([]byte("{}"), emptyMediaType), static.NewLayer(enc, MediaType)} {
+		if err := remote.WriteLayer(repo, l, ropts...); err != nil {
+			return v1.Hash{}, fmt.Errorf("trace: push blob: %w", err)
+		}
+	}
+	ld, _, _ := v1.SHA256(bytes.NewReader(enc))
+	created := t.Created
+	if created.IsZero() {
+		created = time.Now().UTC()
+	}
+	m := manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		ArtifactType:  ArtifactType,
+		Config:        v1.Descriptor{MediaType: emptyMediaType, Digest: mustHash(emptyDigest), Size: 2, Data: []byte("{}")},
+		Layers:        []v1.Descriptor{{MediaType: MediaType, Digest: ld, Size: int64(len(enc)), Annotations: map[string]string{"org.opencontainers.image.title": "trace.djv"}}},
+		Subject:       &subject,
+		Annotations: map[string]string{
+			AnnotationWorkload: t.Workload,
+			AnnotationRecords:  strconv.Itoa(len(t.Records)),
+			AnnotationBytes:    strconv.FormatInt(t.Bytes(), 10),
+			AnnotationRecorder: t.Recorder,
+			AnnotationRuns:     strconv.Itoa(t.Runs),
+			AnnotationCreated:  created.Format(time.RFC3339),
+		},
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	d, _, _ := v1.SHA256(bytes.NewReader(raw))
+	if err := remote.Put(repo.Digest(d.String()), rawManifest{raw, types.OCIManifestSchema1}, ropts...); err != nil {
+		return v1.Hash{}, fmt.Errorf("trace: push artifact: %w", err)
+	}
+	return d, nil
+}
+
+func mustHash(s string) v1.Hash {
+	h, err := v1.NewHash(s)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// Info describes an attached trace.
+type Info struct {
+	Digest   v1.Hash   `json:"digest"`
+	Workload string    `json:"workload"`
+	Records  int       `json:"records"`
+	Bytes    int64     `json:"bytes"`
+	Recorder string    `json:"recorder,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+// List returns the traces attached to the image at ref, newest first,
+// through the referrers API or its fallback tag.
+func List(ctx context.Context, ref imageref.Ref, opts ...imageref.Option) ([]Info, error) {
+	n, ropts, subject, _, err := image(ctx, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := remote.Referrers(n.Context().Digest(subject.Digest.String()), ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("trace: list referrers of %s: %w", subject.Digest, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var out []Info
+	for _, d := range im.Manifests {
+		// Some registries report the config media type as the artifact
+		// type; our annotations still tell a trace apart. Pull checks the
+		// manifest itself.
+		_, annotated := d.Annotations[AnnotationRecords]
+		if d.ArtifactType != ArtifactType && !(d.ArtifactType == emptyMediaType && annotated) {
+			continue
+		}
+		in := Info{Digest: d.Digest, Workload: d.Annotations[AnnotationWorkload], Recorder: d.Annotations[AnnotationRecorder]}
+		in.Records, _ = strconv.Atoi(d.Annotations[AnnotationRecords])
+		in.Bytes, _ = strconv.ParseInt(d.Annotations[AnnotationBytes], 10, 64)
+		in.Created, _ = time.Parse(time.RFC3339, d.Annotations[AnnotationCreated])
+		out = append(out, in)
+	}
+	slices.SortStableFunc(out, func(a, b Info) int { return b.Created.Compare(a.Created) })
+	return out, nil
+}
+
+// PullOption selects which attached trace Pull fetches.
+type PullOption func(*pullConfig)
+
+type pullConfig struct {
+	digest   string
+	workload string
+	opts     []imageref.Option
+}
+
+// WithDigest pins the trace artifact by digest.
+func WithDigest(d string) PullOption { return func(c *pullConfig) { c.digest = d } }
+
+// WithWorkload picks the newest trace of a workload.
+func WithWorkload(w string) PullOption { return func(c *pullConfig) { c.workload = w } }
+
+// WithPullRefOptions passes registry options.
+func WithPullRefOptions(o ...imageref.Option) PullOption {
+	return func(c *pullConfig) { c.opts = append(c.opts, o...) }
+}
+
+// Pull fetches an attached trace of the image at ref: the one pinned by
+// digest, or the newest of a workload, or the only one.
+func Pull(ctx context.Context, ref imageref.Ref, opts ...PullOption) (*Trace, v1.Hash, error) {
+	var cfg pullConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, ropts, subject, _, err := image(ctx, ref, cfg.opts)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	digest := cfg.digest
+	if digest == "" {
+		infos, err := List(ctx, ref, cfg.opts...)
+		if err != nil {
+			return nil, v1.Hash{}, err
+		}
+		var pick []Info
+		for _, in := range infos {
+			if cfg.workload == "" || in.Workload == cfg.workload {
+				pick = append(pick, in)
+			}
+		}
+		switch {
+		case len(pick) == 0 && cfg.workload != "":
+			return nil, v1.Hash{}, fmt.Errorf("trace: no trace of workload %q is attached to %s", cfg.workload, subject.Digest)
+		case len(pick) == 0:
+			return nil, v1.Hash{}, fmt.Errorf("trace: no trace is attached to %s", subject.Digest)
+		case cfg.workload == "" && distinctWorkloads(pick) > 1:
+			return nil, v1.Hash{}, fmt.Errorf("trace: %d workloads have traces attached to %s; choose one with --workload", distinctWorkloads(pick), subject.Digest)
+		}
+		digest = pick[0].Digest.String()
+	}
+	repo := n.Context()
+	desc, err := remote.Get(repo.Digest(digest), ropts...)
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("trace: fetch artifact %s: %w", digest, err)
+	}
+	art, err := ParseArtifact(desc.Manifest)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	if art.Subject.Digest != subject.Digest {
+		return nil, v1.Hash{}, fmt.Errorf("trace: artifact %s belongs to image %s, not to %s", digest, art.Subject.Digest, subject.Digest)
+	}
+	l, err := remote.Layer(repo.Digest(art.Layer.Digest.String()), ropts...)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("trace: fetch trace blob: %w", err)
+	}
+	defer rc.Close()
+	// The blob reader verifies the digest at EOF; the limit keeps a lying
+	// registry from feeding more than the manifest announced.
+	b, err := io.ReadAll(io.LimitReader(rc, art.Layer.Size+1))
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("trace: fetch trace blob: %w", err)
+	}
+	if int64(len(b)) != art.Layer.Size {
+		return nil, v1.Hash{}, fmt.Errorf("trace: trace blob has %d bytes, the artifact says %d", len(b), art.Layer.Size)
+	}
+	t, err := Unmarshal(b)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	return t, art.Digest, nil
+}
+
+func distinctWorkloads(in []Info) int {
+	seen := map[string]bool{}
+	for _, i := range in {
+		seen[i.Workload] = true
+	}
+	return len(seen)
+}

@@ -1,0 +1,216 @@
+package trace_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/backstore/imageref"
+	"github.com/dejavu-project/dejavu/backstore/overlaybd"
+	"github.com/dejavu-project/dejavu/internal/distreg"
+	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/trace"
+)
+
+// recorded builds a small image into the registry at host, reads part of
+// it through a backstore with a recorder, and returns the trace.
+func recorded(t *testing.T, host, workload string, files int) (imageref.Ref, *trace.Trace, *backstore.Backstore) {
+	t.Helper()
+	testenv.RequireCommands(t, "mke2fs")
+	src := t.TempDir()
+	treetest.Generate(t, src, treetest.Spec{Files: files, MaxSmall: 16 << 10, Seed: 8})
+	built, err := overlaybd.Build(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { built.Close() })
+	ref, _ := imageref.Parse(host + "/app:v1")
+	if err := imageref.WriteImage(context.Background(), ref, built.Image); err != nil {
+		t.Fatal(err)
+	}
+	rec := trace.NewRecorder()
+	bs, err := backstore.Open(context.Background(), ref.String(), backstore.WithCacheDir(t.TempDir()), backstore.WithObserver(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	rec.Attach(bs)
+	buf := make([]byte, 64<<10)
+	for off := int64(0); off < min(bs.Size(), 4<<20); off += 256 << 10 {
+		if _, err := bs.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := rec.Trace(workload, []string{"cat", "/"}, "test")
+	if len(tr.Records) == 0 || tr.Image != bs.Digest() {
+		t.Fatalf("recorded %+v", tr)
+	}
+	// Every recorded range is what the backstore says the reads needed.
+	for off := int64(0); off < min(bs.Size(), 4<<20); off += 256 << 10 {
+		for _, r := range bs.BlobRanges(off, int64(len(buf))) {
+			covered := false
+			for _, x := range tr.Records {
+				covered = covered || x.Layer == r.Layer && x.Offset <= r.Start && x.End() >= r.End
+			}
+			if !covered {
+				t.Fatalf("blob range %+v not in the trace", r)
+			}
+		}
+	}
+	return ref, tr, bs
+}
+
+func TestAttachListPull(t *testing.T) {
+	regs := map[string]string{}
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	regs["ggcr (referrers API)"] = strings.TrimPrefix(srv.URL, "http://")
+	regs["distribution (fallback tag)"] = distreg.Start(t)
+	for name, host := range regs {
+		t.Run(name, func(t *testing.T) {
+			ref, tr, _ := recorded(t, host, "web", 200)
+			d1, err := trace.Attach(context.Background(), ref, tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr2 := *tr
+			tr2.Workload = "batch"
+			tr2.Records = tr.Records[:1]
+			d2, err := trace.Attach(context.Background(), ref, &tr2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			infos, err := trace.List(context.Background(), ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(infos) != 2 {
+				t.Fatalf("listed %+v", infos)
+			}
+			seen := map[string]trace.Info{}
+			for _, in := range infos {
+				seen[in.Workload] = in
+			}
+			if seen["web"].Digest != d1 || seen["batch"].Digest != d2 || seen["web"].Records != len(tr.Records) || seen["web"].Bytes != tr.Bytes() {
+				t.Fatalf("listed %+v", infos)
+			}
+			got, d, err := trace.Pull(context.Background(), ref, trace.WithWorkload("batch"))
+			if err != nil || d != d2 || len(got.Records) != 1 {
+				t.Fatalf("pull by workload: %v %s %+v", err, d, got)
+			}
+			got, d, err = trace.Pull(context.Background(), ref, trace.WithDigest(d1.String()))
+			if err != nil || d != d1 || len(got.Records) != len(tr.Records) || got.Workload != "web" {
+				t.Fatalf("pull by digest: %v", err)
+			}
+			if _, _, err := trace.Pull(context.Background(), ref); err == nil || !strings.Contains(err.Error(), "--workload") {
+				t.Fatalf("ambiguous pull: %v", err)
+			}
+			if _, _, err := trace.Pull(context.Background(), ref, trace.WithWorkload("nope")); err == nil {
+				t.Fatal("pulled a missing workload")
+			}
+		})
+	}
+}
+
+func TestAttachRefusesOtherImage(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, tr, _ := recorded(t, host, "w", 50)
+	other := *tr
+	other.Layers = append([]v1.Hash{}, tr.Layers...)
+	other.Layers[0] = tr.Image // some other digest
+	other.Image = tr.Layers[0]
+	_, err := trace.Attach(context.Background(), ref, &other)
+	if err == nil || !strings.Contains(err.Error(), "layer 0 is") {
+		t.Fatalf("err = %v, want a message naming layer 0", err)
+	}
+	if _, err := trace.Attach(context.Background(), ref, &other, trace.WithForce(true)); err == nil || !strings.Contains(err.Error(), "no layer matches") {
+		t.Fatalf("force with no matching layer: %v", err)
+	}
+}
+
+func TestParseArtifactMalformed(t *testing.T) {
+	good := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.dejavu.trace.v1",
+"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},
+"layers":[{"mediaType":"application/vnd.dejavu.trace.v1+msgpack+zstd","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":100}],
+"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":10}}`
+	if _, err := trace.ParseArtifact([]byte(good)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, from, to, want string }{
+		{"wrong layer media type", "msgpack+zstd", "tar+gzip", "layer media type"},
+		{"2 GiB", `"size":100`, `"size":2147483648`, "claims 2147483648 bytes"},
+		{"missing subject", `,
+"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":10}`, ``, "no subject"},
+		{"wrong artifact type", "dejavu.trace.v1\",", "other.v1\",", "artifact type"},
+		{"not json", "{", "[", "manifest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := strings.Replace(good, tc.from, tc.to, 1)
+			if bad == good {
+				t.Fatal("test did not change the manifest")
+			}
+			_, err := trace.ParseArtifact([]byte(bad))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseArtifact(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.dejavu.trace.v1","config":{},"layers":[{"mediaType":"application/vnd.dejavu.trace.v1+msgpack+zstd","size":5}],"subject":{}}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := trace.ParseArtifact(b)
+		if err != nil {
+			return
+		}
+		if a.Layer.Size <= 0 || a.Layer.Size > trace.MaxEncoded || a.Layer.MediaType != trace.MediaType {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}
+
+// TestExportRealImage exports a recorded trace of a real compressed image
+// and checks every record against the layer's uncompressed file.
+func TestExportRealImage(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	_, tr, bs := recorded(t, strings.TrimPrefix(srv.URL, "http://"), "w", 100)
+	var blobs []*overlaybd.Blob
+	for _, l := range bs.Layers() {
+		blobs = append(blobs, l.Blob)
+	}
+	var buf bytes.Buffer
+	if err := trace.ExportOverlaybd(&buf, tr, blobs); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	layerSize := blobs[0].ZFile.Size()
+	n := 0
+	for i := 24; i < len(b); i += 24 {
+		off := int64(binary.LittleEndian.Uint64(b[i+16:]))
+		count := int64(binary.LittleEndian.Uint64(b[i+8:]))
+		if off < 0 || off+count > layerSize || off%int64(blobs[0].ZFile.BlockSize()) != 0 {
+			t.Fatalf("record %d: %d+%d outside the %d-byte layer file or off a block", n, off, count, layerSize)
+		}
+		n++
+	}
+	if n < len(tr.Records) {
+		t.Fatalf("%d records exported for %d", n, len(tr.Records))
+	}
+	_ = os.Stdout
+}

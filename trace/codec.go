@@ -1,0 +1,267 @@
+package trace
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// MediaType is the media type of an encoded trace.
+const MediaType = "application/vnd.dejavu.trace.v1+msgpack+zstd"
+
+// Version is the encoding version written.
+const Version = 1
+
+var magic = []byte("DJVTRACE")
+
+// Limits on what Decode accepts.
+const (
+	MaxEncoded = 64 << 20  // bytes of an encoded trace
+	maxDecoded = 256 << 20 // bytes of its msgpack
+)
+
+// Encode writes t: magic, version, then the msgpack form compressed with
+// zstd.
+func Encode(w io.Writer, t *Trace) error {
+	var raw bytes.Buffer
+	enc := msgpack.NewEncoder(&raw)
+	put := func(err error) {
+		if err != nil {
+			panic(err) // writes to a bytes.Buffer do not fail
+		}
+	}
+	put(enc.EncodeMapLen(9))
+	put(enc.EncodeString("image"))
+	put(enc.EncodeString(t.Image.String()))
+	put(enc.EncodeString("layers"))
+	put(enc.EncodeArrayLen(len(t.Layers)))
+	for _, l := range t.Layers {
+		put(enc.EncodeString(l.String()))
+	}
+	put(enc.EncodeString("workload"))
+	put(enc.EncodeString(t.Workload))
+	put(enc.EncodeString("command"))
+	put(enc.EncodeArrayLen(len(t.Command)))
+	for _, c := range t.Command {
+		put(enc.EncodeString(c))
+	}
+	put(enc.EncodeString("recorder"))
+	put(enc.EncodeString(t.Recorder))
+	put(enc.EncodeString("runs"))
+	put(enc.EncodeInt(int64(t.Runs)))
+	put(enc.EncodeString("tool"))
+	put(enc.EncodeString(t.Tool))
+	put(enc.EncodeString("created"))
+	put(enc.EncodeInt(t.Created.UnixNano()))
+	// Records as one flat array of four integers each; offsets within a
+	// layer are small once sorted, but plain values compress well enough.
+	put(enc.EncodeString("records"))
+	put(enc.EncodeArrayLen(4 * len(t.Records)))
+	for _, r := range t.Records {
+		put(enc.EncodeInt(int64(r.Layer)))
+		put(enc.EncodeInt(r.Offset))
+		put(enc.EncodeInt(r.Length))
+		put(enc.EncodeInt(int64(r.First)))
+	}
+	zw, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return err
+	}
+	defer zw.Close()
+	head := append(append([]byte{}, magic...), 0, 0)
+	binary.LittleEndian.PutUint16(head[len(magic):], Version)
+	if _, err := w.Write(head); err != nil {
+		return fmt.Errorf("trace: write: %w", err)
+	}
+	if _, err := w.Write(zw.EncodeAll(raw.Bytes(), nil)); err != nil {
+		return fmt.Errorf("trace: write: %w", err)
+	}
+	return nil
+}
+
+// Marshal returns the encoded trace.
+func Marshal(t *Trace) ([]byte, error) {
+	var b bytes.Buffer
+	if err := Encode(&b, t); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// ErrNotTrace is returned for bytes that do not start with the trace magic.
+var ErrNotTrace = errors.New("trace: not a dejavu trace (bad magic)")
+
+// Decode reads an encoded trace, checking every length before it allocates.
+func Decode(r io.Reader) (*Trace, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxEncoded+1))
+	if err != nil {
+		return nil, fmt.Errorf("trace: read: %w", err)
+	}
+	return Unmarshal(b)
+}
+
+// Unmarshal decodes an encoded trace.
+func Unmarshal(b []byte) (*Trace, error) {
+	if len(b) > MaxEncoded {
+		return nil, fmt.Errorf("trace: more than %d bytes", MaxEncoded)
+	}
+	if len(b) < len(magic)+2 || !bytes.Equal(b[:len(magic)], magic) {
+		return nil, ErrNotTrace
+	}
+	if v := binary.LittleEndian.Uint16(b[len(magic):]); v != Version {
+		return nil, fmt.Errorf("trace: encoding version %d, this dejavu reads %d", v, Version)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxDecoded), zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(b[len(magic)+2:], nil)
+	if err != nil {
+		return nil, fmt.Errorf("trace: decompress: %w", err)
+	}
+	t, err := decodeFields(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func decodeFields(raw []byte) (*Trace, error) {
+	d := msgpack.NewDecoder(bytes.NewReader(raw))
+	// Every element takes at least one byte: no length may exceed what is
+	// left, which bounds every allocation by the input.
+	bound := func(n int, what string) error {
+		if n < 0 || n > len(raw) {
+			return fmt.Errorf("trace: %s claims %d entries in %d bytes", what, n, len(raw))
+		}
+		return nil
+	}
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := bound(n, "field map"); err != nil {
+		return nil, err
+	}
+	t := &Trace{}
+	hash := func(s string, what string) (v1.Hash, error) {
+		h, err := v1.NewHash(s)
+		if err != nil {
+			return h, fmt.Errorf("trace: %s %q: %w", what, s, err)
+		}
+		return h, nil
+	}
+	strs := func(what string) ([]string, error) {
+		n, err := d.DecodeArrayLen()
+		if err != nil {
+			return nil, fmt.Errorf("trace: %s: %w", what, err)
+		}
+		if err := bound(n, what); err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, max(n, 0))
+		for i := 0; i < n; i++ {
+			s, err := d.DecodeString()
+			if err != nil {
+				return nil, fmt.Errorf("trace: %s[%d]: %w", what, i, err)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	for i := 0; i < n; i++ {
+		key, err := d.DecodeString()
+		if err != nil {
+			return nil, fmt.Errorf("trace: field name: %w", err)
+		}
+		switch key {
+		case "image":
+			s, err := d.DecodeString()
+			if err != nil {
+				return nil, fmt.Errorf("trace: image: %w", err)
+			}
+			if t.Image, err = hash(s, "image digest"); err != nil {
+				return nil, err
+			}
+		case "layers":
+			ls, err := strs("layers")
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range ls {
+				h, err := hash(s, "layer digest")
+				if err != nil {
+					return nil, err
+				}
+				t.Layers = append(t.Layers, h)
+			}
+		case "workload":
+			if t.Workload, err = d.DecodeString(); err != nil {
+				return nil, fmt.Errorf("trace: workload: %w", err)
+			}
+		case "command":
+			if t.Command, err = strs("command"); err != nil {
+				return nil, err
+			}
+		case "recorder":
+			if t.Recorder, err = d.DecodeString(); err != nil {
+				return nil, fmt.Errorf("trace: recorder: %w", err)
+			}
+		case "runs":
+			if t.Runs, err = d.DecodeInt(); err != nil {
+				return nil, fmt.Errorf("trace: runs: %w", err)
+			}
+		case "tool":
+			if t.Tool, err = d.DecodeString(); err != nil {
+				return nil, fmt.Errorf("trace: tool: %w", err)
+			}
+		case "created":
+			ns, err := d.DecodeInt64()
+			if err != nil {
+				return nil, fmt.Errorf("trace: created: %w", err)
+			}
+			t.Created = time.Unix(0, ns).UTC()
+		case "records":
+			m, err := d.DecodeArrayLen()
+			if err != nil {
+				return nil, fmt.Errorf("trace: records: %w", err)
+			}
+			if err := bound(m, "records"); err != nil {
+				return nil, err
+			}
+			if m%4 != 0 {
+				return nil, fmt.Errorf("trace: records array of %d values is not made of 4-value records", m)
+			}
+			t.Records = make([]Record, 0, m/4)
+			for j := 0; j < m/4; j++ {
+				var v [4]int64
+				for k := range v {
+					if v[k], err = d.DecodeInt64(); err != nil {
+						return nil, fmt.Errorf("trace: record %d: %w", j, err)
+					}
+				}
+				if v[0] < 0 || v[0] > 1<<20 {
+					return nil, fmt.Errorf("trace: record %d names layer %d", j, v[0])
+				}
+				t.Records = append(t.Records, Record{Layer: int(v[0]), Offset: v[1], Length: v[2], First: time.Duration(v[3])})
+			}
+		default:
+			// Fields of later versions that this one does not know.
+			if err := d.Skip(); err != nil {
+				return nil, fmt.Errorf("trace: field %q: %w", key, err)
+			}
+		}
+	}
+	return t, nil
+}
