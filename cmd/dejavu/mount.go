@@ -47,14 +47,14 @@ func (f *backstoreFlags) open(ctx context.Context, ref string, rf registryFlags,
 
 // mountImage opens ref lazily and mounts its file system read-only at dir.
 // The returned function tears everything down.
-func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags) (*backstore.Backstore, func() error, error) {
+func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags, extra ...backstore.Option) (*backstore.Backstore, func() error, error) {
 	// Whatever a crashed earlier mount left behind goes first.
 	if n, err := device.Cleanup(ctx, device.WithStateDir(f.stateDir)); err != nil {
 		slog.Warn("cleaning up after earlier mounts", "err", err)
 	} else if n > 0 {
 		slog.Info("cleaned up mounts left by processes that died", "count", n)
 	}
-	bs, err := f.open(ctx, ref, rf)
+	bs, err := f.open(ctx, ref, rf, extra...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/dejavu-project/dejavu/backstore"
+
 	"github.com/spf13/cobra"
 
 	"github.com/dejavu-project/dejavu/launch"
@@ -37,36 +39,11 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			mnt, err := os.MkdirTemp("", "dejavu-run-")
+			st, err := timedStart(cmd, args[0], args[1:], rf, bf, probe, timeout, nil)
 			if err != nil {
 				return err
 			}
-			defer os.Remove(mnt)
-			start := time.Now()
-			bs, teardown, err := bf.mountImage(ctx, args[0], mnt, rf)
-			if err != nil {
-				return err
-			}
-			defer teardown()
-			mounted := time.Since(start)
-			p, err := launch.Start(ctx, launch.Spec{
-				RootFS:  mnt,
-				Config:  bs.Config().Config,
-				Args:    args[1:],
-				Ready:   probe,
-				Timeout: timeout,
-				Stdout:  cmd.OutOrStdout(),
-				Stderr:  cmd.ErrOrStderr(),
-			})
-			if err != nil {
-				return err
-			}
-			defer p.Stop(5 * time.Second)
-			if _, err := p.WaitReady(ctx); err != nil {
-				return err
-			}
-			total := time.Since(start)
+			total, mounted := st.total, st.mounted
 			fmt.Fprintf(cmd.ErrOrStderr(), "ready in %s (mount %s, program %s)\n",
 				total.Round(time.Millisecond), mounted.Round(time.Millisecond), (total - mounted).Round(time.Millisecond))
 			return nil
@@ -77,4 +54,49 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 	cmd.Flags().StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up when not ready within this")
 	return cmd
+}
+
+// startTiming is how long a start took.
+type startTiming struct {
+	total, mounted time.Duration
+}
+
+// timedStart mounts ref, starts its program, waits until ready, stops it
+// and unmounts. extra adds backstore options (observers); hook is told about
+// the opened image before the program starts.
+func timedStart(cmd *cobra.Command, ref string, args []string, rf registryFlags, bf backstoreFlags, probe launch.Probe, timeout time.Duration,
+	hook func(start time.Time, bs *backstore.Backstore), extra ...backstore.Option) (startTiming, error) {
+	ctx := cmd.Context()
+	mnt, err := os.MkdirTemp("", "dejavu-run-")
+	if err != nil {
+		return startTiming{}, err
+	}
+	defer os.Remove(mnt)
+	start := time.Now()
+	bs, teardown, err := bf.mountImage(ctx, ref, mnt, rf, extra...)
+	if err != nil {
+		return startTiming{}, err
+	}
+	defer teardown()
+	if hook != nil {
+		hook(start, bs)
+	}
+	mounted := time.Since(start)
+	p, err := launch.Start(ctx, launch.Spec{
+		RootFS:  mnt,
+		Config:  bs.Config().Config,
+		Args:    args,
+		Ready:   probe,
+		Timeout: timeout,
+		Stdout:  cmd.OutOrStdout(),
+		Stderr:  cmd.ErrOrStderr(),
+	})
+	if err != nil {
+		return startTiming{}, err
+	}
+	defer p.Stop(5 * time.Second)
+	if _, err := p.WaitReady(ctx); err != nil {
+		return startTiming{}, err
+	}
+	return startTiming{total: time.Since(start), mounted: mounted}, nil
 }
