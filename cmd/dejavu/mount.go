@@ -47,7 +47,7 @@ func (f *backstoreFlags) open(ctx context.Context, ref string, rf registryFlags,
 
 // mountImage opens ref lazily and mounts its file system read-only at dir.
 // The returned function tears everything down.
-func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags, extra ...backstore.Option) (*backstore.Backstore, func() error, error) {
+func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags, extra ...backstore.Option) (*backstore.Backstore, *device.Device, func() error, error) {
 	// Whatever a crashed earlier mount left behind goes first.
 	if n, err := device.Cleanup(ctx, device.WithStateDir(f.stateDir)); err != nil {
 		slog.Warn("cleaning up after earlier mounts", "err", err)
@@ -56,14 +56,14 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 	}
 	bs, err := f.open(ctx, ref, rf, extra...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	dev, err := device.Mount(ctx, bs, dir, device.WithStateDir(f.stateDir))
 	if err != nil {
 		bs.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return bs, func() error {
+	return bs, dev, func() error {
 		err := dev.Close()
 		if cerr := bs.Close(); err == nil {
 			err = cerr
@@ -91,7 +91,7 @@ the next mount or umount. Needs root.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
-			bs, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf)
+			bs, _, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf)
 			if err != nil {
 				return err
 			}

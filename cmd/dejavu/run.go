@@ -5,6 +5,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/dejavu-project/dejavu/backstore/device"
+
 	"github.com/dejavu-project/dejavu/backstore"
 
 	"github.com/spf13/cobra"
@@ -65,7 +67,7 @@ type startTiming struct {
 // and unmounts. extra adds backstore options (observers); hook is told about
 // the opened image before the program starts.
 func timedStart(cmd *cobra.Command, ref string, args []string, rf registryFlags, bf backstoreFlags, probe launch.Probe, timeout time.Duration,
-	hook func(start time.Time, bs *backstore.Backstore), extra ...backstore.Option) (startTiming, error) {
+	hook func(start time.Time, bs *backstore.Backstore, dev *device.Device) error, extra ...backstore.Option) (startTiming, error) {
 	ctx := cmd.Context()
 	mnt, err := os.MkdirTemp("", "dejavu-run-")
 	if err != nil {
@@ -73,13 +75,15 @@ func timedStart(cmd *cobra.Command, ref string, args []string, rf registryFlags,
 	}
 	defer os.Remove(mnt)
 	start := time.Now()
-	bs, teardown, err := bf.mountImage(ctx, ref, mnt, rf, extra...)
+	bs, dev, teardown, err := bf.mountImage(ctx, ref, mnt, rf, extra...)
 	if err != nil {
 		return startTiming{}, err
 	}
 	defer teardown()
 	if hook != nil {
-		hook(start, bs)
+		if err := hook(start, bs, dev); err != nil {
+			return startTiming{}, err
+		}
 	}
 	mounted := time.Since(start)
 	p, err := launch.Start(ctx, launch.Spec{

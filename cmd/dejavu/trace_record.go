@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dejavu-project/dejavu/backstore/device"
+	"github.com/dejavu-project/dejavu/ebpf"
+
 	"github.com/spf13/cobra"
 
 	"github.com/dejavu-project/dejavu/backstore"
@@ -18,7 +21,8 @@ import (
 func newTraceRecordCmd() *cobra.Command {
 	var rf registryFlags
 	var bf backstoreFlags
-	var recorder, ready, workload, out string
+	var recorder, ready, workload, out, devicePath string
+	var duration time.Duration
 	var runs, minRuns int
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -29,20 +33,24 @@ empty cache and with the page cache dropped, and records which byte ranges of
 which layer blobs each start read, and when. The runs are merged: ranges read
 in at least --min-runs runs are kept, the earliest first access wins.
 
-Recorders: backstore (dejavu's own device reports every read). Needs root.`,
+Recorders: backstore (dejavu's own device reports every read) or ebpf (a
+program on the block_rq_issue tracepoint watches the loop device). With
+--device, the eBPF recorder watches a block device dejavu does not serve, such
+as the real overlaybd's, for --duration, mapping its reads through REF's
+indexes. Needs root.`,
 		Example: `  dejavu trace record localhost:5000/web:latest --ready http://127.0.0.1:8080/ --workload web -o web.djv
-  dejavu trace record localhost:5000/py:latest --runs 3 --min-runs 2 -o py.djv -- python3 -c "import numpy"`,
+  dejavu trace record localhost:5000/py:latest --runs 3 --min-runs 2 -o py.djv -- python3 -c "import numpy"
+  dejavu trace record registry.example.com/app:v1 --device /dev/sdb --duration 60s -o app.djv`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return errors.New("-o FILE is required")
 			}
-			switch recorder {
-			case trace.RecorderBackstore:
-			case trace.RecorderEBPF:
-				return errors.New("--recorder ebpf: the eBPF recorder is not available yet; use --recorder backstore")
-			default:
+			if recorder != trace.RecorderBackstore && recorder != trace.RecorderEBPF {
 				return fmt.Errorf("--recorder %q: want backstore or ebpf", recorder)
+			}
+			if devicePath != "" {
+				return recordDevice(cmd, devicePath, args[0], rf, workload, duration, out)
 			}
 			if runs < 1 || minRuns < 1 || minRuns > runs {
 				return fmt.Errorf("--runs %d --min-runs %d: want 1 <= min-runs <= runs", runs, minRuns)
@@ -64,15 +72,34 @@ Recorders: backstore (dejavu's own device reports every read). Needs root.`,
 				runFlags.cacheDir = cache
 				dropPageCache()
 				rec := trace.NewRecorder()
-				st, err := timedStart(cmd, args[0], args[1:], rf, runFlags, probe, timeout, func(start time.Time, bs *backstore.Backstore) {
+				var probeBPF *ebpf.Recorder
+				var opts []backstore.Option
+				if recorder == trace.RecorderBackstore {
+					opts = append(opts, backstore.WithObserver(rec))
+				}
+				st, err := timedStart(cmd, args[0], args[1:], rf, runFlags, probe, timeout, func(start time.Time, bs *backstore.Backstore, dev *device.Device) error {
 					rec.Restart(start)
 					rec.Attach(bs)
-				}, backstore.WithObserver(rec))
+					if recorder == trace.RecorderEBPF {
+						var err error
+						probeBPF, err = ebpf.Start(dev.DevT())
+						return err
+					}
+					return nil
+				}, opts...)
+				if probeBPF != nil {
+					events, perr := probeBPF.Stop()
+					if err == nil && perr != nil {
+						err = perr
+					}
+					feed(rec, events)
+				}
 				os.RemoveAll(cache)
 				if err != nil {
 					return fmt.Errorf("run %d: %w", i+1, err)
 				}
 				t := rec.Trace(workload, args[1:], version)
+				t.Recorder = recorder
 				fmt.Fprintf(cmd.ErrOrStderr(), "run %d: ready in %s, %d ranges, %s\n", i+1, st.total.Round(time.Millisecond), len(t.Records), humanBytes(t.Bytes()))
 				traces = append(traces, t)
 			}
@@ -97,7 +124,67 @@ Recorders: backstore (dejavu's own device reports every read). Needs root.`,
 	fl.DurationVar(&timeout, "timeout", 5*time.Minute, "give up when not ready within this")
 	fl.StringVar(&workload, "workload", "", "workload name stored in the trace (default: default)")
 	fl.StringVarP(&out, "output", "o", "", "trace file to write")
+	fl.StringVar(&devicePath, "device", "", "record a block device dejavu does not serve (with eBPF), e.g. overlaybd's; REF is then the image it holds")
+	fl.DurationVar(&duration, "duration", 30*time.Second, "with --device: how long to record (SIGINT stops earlier)")
 	return cmd
+}
+
+// feed turns block requests into trace records through the image's index.
+func feed(rec *trace.Recorder, events []ebpf.Event) {
+	for _, e := range events {
+		if !e.Write {
+			rec.DeviceRead(backstore.DeviceRead{Offset: e.Offset, Length: e.Length, Start: e.Time})
+		}
+	}
+}
+
+// recordDevice records the reads of a block device that dejavu does not
+// serve, mapping them through the image's indexes (only headers and indexes
+// of the image are fetched).
+func recordDevice(cmd *cobra.Command, path, ref string, rf registryFlags, workload string, duration time.Duration, out string) error {
+	devt, err := ebpf.DevT(path)
+	if err != nil {
+		return err
+	}
+	ropts, err := rf.options()
+	if err != nil {
+		return err
+	}
+	cache, err := os.MkdirTemp("", "dejavu-record-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(cache)
+	bs, err := backstore.Open(cmd.Context(), ref, backstore.WithCacheDir(cache), backstore.WithRefOptions(ropts...))
+	if err != nil {
+		return err
+	}
+	defer bs.Close()
+	p, err := ebpf.Start(devt)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	fmt.Fprintf(cmd.ErrOrStderr(), "recording reads of %s for %s (interrupt to stop earlier)\n", path, duration)
+	select {
+	case <-time.After(duration):
+	case <-cmd.Context().Done():
+	}
+	events, err := p.Stop()
+	if err != nil {
+		return err
+	}
+	rec := trace.NewRecorder()
+	rec.Restart(start)
+	rec.Attach(bs)
+	feed(rec, events)
+	t := rec.Trace(workload, nil, version)
+	t.Recorder = trace.RecorderEBPF
+	if err := writeTraceFile(out, t); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d block requests, %d ranges, %s\n", out, len(events), len(t.Records), humanBytes(t.Bytes()))
+	return nil
 }
 
 // dropPageCache empties the kernel's page cache so a start is cold; without

@@ -64,7 +64,7 @@ func TestTraceCommands(t *testing.T) {
 	if len(e) < 48 || binary.LittleEndian.Uint32(e) != trace.OverlaybdTraceMagic || int(binary.LittleEndian.Uint64(e[8:])) != len(e)-24 {
 		t.Fatalf("exported %d bytes", len(e))
 	}
-	if err := dejavuErr(t, "trace", "record", ref, "--recorder", "ebpf", "-o", file); !strings.Contains(err.Error(), "not available yet") {
-		t.Fatalf("ebpf: %v", err)
+	if err := dejavuErr(t, "trace", "record", ref, "--recorder", "bogus", "-o", file); !strings.Contains(err.Error(), "want backstore or ebpf") {
+		t.Fatalf("bad recorder: %v", err)
 	}
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"debug/elf"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dejavu-project/dejavu/internal/registry"
+	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/trace"
+)
+
+// busyboxTree makes a root file system with a static busybox and data files
+// for a workload that reads them.
+func busyboxTree(t *testing.T) string {
+	t.Helper()
+	f, err := elf.Open("/bin/busybox")
+	if err != nil {
+		testenv.Skip(t, "test needs a static busybox (Debian package busybox-static)")
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			testenv.Skip(t, "test needs a static busybox; /bin/busybox is dynamic")
+		}
+	}
+	f.Close()
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+	b, _ := os.ReadFile("/bin/busybox")
+	os.WriteFile(filepath.Join(root, "bin", "busybox"), b, 0o755)
+	for _, a := range []string{"sh", "cat", "find"} {
+		os.Symlink("busybox", filepath.Join(root, "bin", a))
+	}
+	data := make([]byte, 64<<10)
+	for i := 0; i < 120; i++ {
+		for j := range data {
+			data[j] = byte(i*31 + j*7)
+		}
+		os.MkdirAll(filepath.Join(root, "data", fmt.Sprint(i%6)), 0o755)
+		os.WriteFile(filepath.Join(root, "data", fmt.Sprint(i%6), fmt.Sprintf("f%03d", i)), data[:(i%16+1)*4096], 0o644)
+	}
+	return root
+}
+
+// overlap returns the bytes both traces cover, and each one's total.
+func overlap(a, b *trace.Trace) (inter, sizeA, sizeB int64) {
+	a.Normalize()
+	b.Normalize()
+	for _, x := range a.Records {
+		sizeA += x.Length
+		for _, y := range b.Records {
+			if x.Layer != y.Layer {
+				continue
+			}
+			lo, hi := max(x.Offset, y.Offset), min(x.End(), y.End())
+			if hi > lo {
+				inter += hi - lo
+			}
+		}
+	}
+	return inter, sizeA, b.Bytes()
+}
+
+// TestBackstoreAndEBPFAgree records the same workload with the backstore
+// hook and with eBPF on the loop device; the traces must cover at least
+// 95% of the same bytes.
+func TestBackstoreAndEBPFAgree(t *testing.T) {
+	testenv.RequireLoop(t)
+	testenv.RequireCommands(t, "mke2fs")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		testenv.Skip(t, "test needs /dev/fuse")
+	}
+	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ref := srv.Addr + "/bb:v1"
+	dejavu(t, "image", "build", busyboxTree(t), ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
+	dir := t.TempDir()
+	traces := map[string]*trace.Trace{}
+	for _, rec := range []string{"backstore", "ebpf"} {
+		file := filepath.Join(dir, rec+".djv")
+		dejavu(t, "trace", "record", ref, "--recorder", rec, "-o", file, "--state-dir", t.TempDir())
+		tr, err := readTraceFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.Recorder != rec || len(tr.Records) == 0 {
+			t.Fatalf("%s: %+v", rec, tr)
+		}
+		traces[rec] = tr
+	}
+	inter, a, b := overlap(traces["backstore"], traces["ebpf"])
+	t.Logf("backstore %d bytes, ebpf %d bytes, both %d (%.1f%% / %.1f%%)", a, b, inter, 100*float64(inter)/float64(a), 100*float64(inter)/float64(b))
+	if float64(inter) < 0.95*float64(a) || float64(inter) < 0.95*float64(b) {
+		t.Fatalf("the recorders agree on %d of %d and %d bytes: under 95%%", inter, a, b)
+	}
+}
