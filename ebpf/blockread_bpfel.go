@@ -26,8 +26,8 @@ type blockreadEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	blockreadMapEvents        = "events"
+	blockreadMapTarget        = "target"
 	blockreadProgBlockRqIssue = "block_rq_issue"
-	blockreadVarTargetDev     = "target_dev"
 	blockreadVarUnusedEvent   = "unused_event"
 )
 
@@ -81,13 +81,13 @@ type blockreadProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockreadMapSpecs struct {
 	Events *ebpf.MapSpec `ebpf:"events"`
+	Target *ebpf.MapSpec `ebpf:"target"`
 }
 
 // blockreadVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockreadVariableSpecs struct {
-	TargetDev   *ebpf.VariableSpec `ebpf:"target_dev"`
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
@@ -112,11 +112,13 @@ func (o *blockreadObjects) Close() error {
 // It can be passed to loadBlockreadObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockreadMaps struct {
 	Events *ebpf.Map `ebpf:"events"`
+	Target *ebpf.Map `ebpf:"target"`
 }
 
 func (m *blockreadMaps) Close() error {
 	return _BlockreadClose(
 		m.Events,
+		m.Target,
 	)
 }
 
@@ -124,7 +126,6 @@ func (m *blockreadMaps) Close() error {
 //
 // It can be passed to loadBlockreadObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockreadVariables struct {
-	TargetDev   *ebpf.Variable `ebpf:"target_dev"`
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
 }
 

@@ -61,8 +61,8 @@ func ensureTracefs() error {
 	return nil
 }
 
-// Start loads the program, filtered to dev (DevT's encoding), and starts
-// collecting.
+// Start loads the program, filtered to dev (DevT's encoding; 0 records
+// nothing until SetDevice), and starts collecting.
 func Start(dev uint32) (*Recorder, error) {
 	if err := ensureTracefs(); err != nil {
 		return nil, err
@@ -72,9 +72,6 @@ func Start(dev uint32) (*Recorder, error) {
 	spec, err := loadBlockread()
 	if err != nil {
 		return nil, fmt.Errorf("ebpf: load program spec: %w", err)
-	}
-	if err := spec.Variables["target_dev"].Set(dev); err != nil {
-		return nil, fmt.Errorf("ebpf: set device filter: %w", err)
 	}
 	r := &Recorder{done: make(chan error, 1)}
 	if err := spec.LoadAndAssign(&r.objs, nil); err != nil {
@@ -96,7 +93,20 @@ func Start(dev uint32) (*Recorder, error) {
 		return nil, fmt.Errorf("ebpf: ring buffer: %w", err)
 	}
 	go r.read()
+	if err := r.SetDevice(dev); err != nil {
+		r.Stop()
+		return nil, err
+	}
 	return r, nil
+}
+
+// SetDevice changes the device watched, so that the program can be loaded
+// ahead of a device that does not exist yet.
+func (r *Recorder) SetDevice(dev uint32) error {
+	if err := r.objs.Target.Put(uint32(0), dev); err != nil {
+		return fmt.Errorf("ebpf: set device filter: %w", err)
+	}
+	return nil
 }
 
 func (r *Recorder) read() {

@@ -14,7 +14,7 @@ import (
 )
 
 // dejavu runs the CLI in-process and returns what it printed.
-func dejavu(t *testing.T, args ...string) (string, string) {
+func dejavu(t testing.TB, args ...string) (string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	root := newRootCmd()
@@ -149,3 +149,6 @@ func runHello(t *testing.T, raw string) {
 		t.Fatalf("/hello: %v\n%s", err, got)
 	}
 }
+
+// runCLI runs the CLI in-process for benchmarks.
+func runCLI(b *testing.B, args ...string) { dejavu(b, args...) }

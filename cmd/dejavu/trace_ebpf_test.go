@@ -14,7 +14,7 @@ import (
 
 // busyboxTree makes a root file system with a static busybox and data files
 // for a workload that reads them.
-func busyboxTree(t *testing.T) string {
+func busyboxTree(t testing.TB) string {
 	t.Helper()
 	f, err := elf.Open("/bin/busybox")
 	if err != nil {
@@ -99,3 +99,5 @@ func TestBackstoreAndEBPFAgree(t *testing.T) {
 		t.Fatalf("the recorders agree on %d of %d and %d bytes: under 95%%", inter, a, b)
 	}
 }
+
+func busyboxTreeB(b *testing.B) string { return busyboxTree(b) }

@@ -76,14 +76,18 @@ indexes. Needs root.`,
 				var opts []backstore.Option
 				if recorder == trace.RecorderBackstore {
 					opts = append(opts, backstore.WithObserver(rec))
+				} else {
+					// Loaded before the start is timed; the loop device it
+					// watches is set once it exists.
+					if probeBPF, err = ebpf.Start(0); err != nil {
+						return err
+					}
 				}
 				st, err := timedStart(cmd, args[0], args[1:], rf, runFlags, probe, timeout, func(start time.Time, bs *backstore.Backstore, dev *device.Device) error {
 					rec.Restart(start)
 					rec.Attach(bs)
-					if recorder == trace.RecorderEBPF {
-						var err error
-						probeBPF, err = ebpf.Start(dev.DevT())
-						return err
+					if probeBPF != nil {
+						return probeBPF.SetDevice(dev.DevT())
 					}
 					return nil
 				}, opts...)

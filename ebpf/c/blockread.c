@@ -34,13 +34,22 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
-// Set by the loader: the device to watch, in the kernel's encoding.
-const volatile __u32 target_dev = 0;
+// The device to watch, in the kernel's encoding, set by the loader; a map
+// rather than a constant so that the program can be loaded before the
+// device exists. 0 matches nothing.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} target SEC(".maps");
 
 SEC("tracepoint/block/block_rq_issue")
 int block_rq_issue(struct trace_event_raw_block_rq *ctx)
 {
-	if (BPF_CORE_READ(ctx, dev) != target_dev)
+	__u32 zero = 0;
+	__u32 *dev = bpf_map_lookup_elem(&target, &zero);
+	if (!dev || *dev == 0 || BPF_CORE_READ(ctx, dev) != *dev)
 		return 0;
 	__u32 bytes = BPF_CORE_READ(ctx, bytes);
 	__u32 nr = BPF_CORE_READ(ctx, nr_sector);

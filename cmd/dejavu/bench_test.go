@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dejavu-project/dejavu/internal/registry"
+	"github.com/dejavu-project/dejavu/internal/testenv"
+)
+
+// BenchmarkRecordingOverhead times a cold start of the same workload with
+// recording off, with the backstore recorder and with the eBPF recorder,
+// alternating, each from an empty cache with the page cache dropped. It
+// reports each mode's mean and the ratios to recording off (aim: <= 1.03),
+// and the encoded trace size per MB the trace covers.
+func BenchmarkRecordingOverhead(b *testing.B) {
+	testenv.RequireLoop(b)
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		testenv.Skip(b, "benchmark needs /dev/fuse")
+	}
+	srv, err := registry.Start("127.0.0.1:0", b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	ref := srv.Addr + "/bb:v1"
+	tree := busyboxTreeB(b)
+	runCLI(b, "image", "build", tree, ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
+	dir := b.TempDir()
+	modes := []string{"off", "backstore", "ebpf"}
+	total := map[string]time.Duration{}
+	var traceBytes, covered int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, m := range modes {
+			var stderr string
+			switch m {
+			case "off":
+				dropPageCache()
+				_, stderr = dejavu(b, "run", ref, "--cache", b.TempDir(), "--state-dir", b.TempDir())
+			default:
+				// record empties the cache and drops the page cache itself.
+				file := filepath.Join(dir, m+".djv")
+				_, stderr = dejavu(b, "trace", "record", ref, "--recorder", m, "-o", file, "--state-dir", b.TempDir())
+				if m == "backstore" {
+					fi, _ := os.Stat(file)
+					tr, err := readTraceFile(file)
+					if err != nil {
+						b.Fatal(err)
+					}
+					traceBytes, covered = fi.Size(), tr.Bytes()
+				}
+			}
+			total[m] += readyIn(b, stderr)
+		}
+	}
+	for _, m := range modes {
+		b.ReportMetric(float64(total[m].Microseconds())/1000/float64(b.N), m+"-ms")
+	}
+	b.ReportMetric(float64(total["backstore"])/float64(total["off"]), "backstore-ratio")
+	b.ReportMetric(float64(total["ebpf"])/float64(total["off"]), "ebpf-ratio")
+	b.ReportMetric(float64(traceBytes)/(float64(covered)/1e6), "trace-bytes/MB")
+}
+
+// readyIn finds the "ready in D" that run and record print: the time from
+// the start of the mount to ready.
+func readyIn(b *testing.B, stderr string) time.Duration {
+	i := strings.Index(stderr, "ready in ")
+	if i < 0 {
+		b.Fatalf("no timing in:\n%s", stderr)
+	}
+	f := strings.Fields(stderr[i+len("ready in "):])
+	d, err := time.ParseDuration(strings.TrimSuffix(f[0], ","))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
