@@ -50,3 +50,12 @@ if [ ! -x out/tools/bin/registry ] || [ "$(cat out/tools/registry.version 2>/dev
 	GOBIN="$PWD/out/tools/bin" GOFLAGS=-mod=mod "$GO" install "github.com/distribution/distribution/v3/cmd/registry@$registry_version"
 	echo "$registry_version" >out/tools/registry.version
 fi
+
+# oras, pinned, so a test can show that other tools discover dejavu's traces.
+oras_version=v1.3.6
+if [ ! -x out/tools/bin/oras ] || [ "$(cat out/tools/oras.version 2>/dev/null)" != "$oras_version" ]; then
+	echo "deps: installing oras $oras_version"
+	mkdir -p out/tools/bin
+	GOBIN="$PWD/out/tools/bin" GOFLAGS=-mod=mod "$GO" install "oras.land/oras/cmd/oras@$oras_version"
+	echo "$oras_version" >out/tools/oras.version
+fi

@@ -8,6 +8,8 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -212,5 +214,29 @@ func TestExportRealImage(t *testing.T) {
 	if n < len(tr.Records) {
 		t.Fatalf("%d records exported for %d", n, len(tr.Records))
 	}
-	_ = os.Stdout
+}
+
+// TestOrasDiscoversTraces: oras, an independent OCI client, lists the
+// attached trace among the image's referrers, on both kinds of registry.
+func TestOrasDiscoversTraces(t *testing.T) {
+	oras := filepath.Join(testenv.RepoRoot(t), "out", "tools", "bin", "oras")
+	if _, err := os.Stat(oras); err != nil {
+		testenv.Skip(t, "oras is not installed (make deps installs it)")
+	}
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	for _, host := range []string{strings.TrimPrefix(srv.URL, "http://"), distreg.Start(t)} {
+		ref, tr, _ := recorded(t, host, "oras-check", 30)
+		d, err := trace.Attach(context.Background(), ref, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(oras, "discover", "--plain-http", "--format", "json", ref.String()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("oras discover: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), d.String()) {
+			t.Fatalf("oras discover does not list %s:\n%s", d, out)
+		}
+	}
 }
