@@ -62,6 +62,19 @@ if [ -d "$shared/hello-world-oci-layout" ]; then
 		"$dejavu" run "$addr/hello:overlaybd" --cache "$work/cache" --state-dir "$work/state" | sed -n '/Hello/p'
 		step "again, warm: every byte comes from the local cache, the registry is not asked"
 		"$dejavu" run "$addr/hello:overlaybd" --cache "$work/cache" --state-dir "$work/state" | sed -n '/Hello/p'
+
+		step "record what the start reads (two warm-ups, each from an empty cache), with the backstore and with eBPF"
+		"$dejavu" trace record "$addr/hello:overlaybd" --runs 2 --workload hello -o "$work/hello.djv" --state-dir "$work/state" >/dev/null
+		"$dejavu" trace record "$addr/hello:overlaybd" --recorder ebpf --workload hello-ebpf -o "$work/hello-ebpf.djv" --state-dir "$work/state" >/dev/null
+		"$dejavu" trace inspect "$work/hello.djv" | sed -n '1,8p'
+
+		step "attach the trace to the image as an OCI referrer (the image digest does not change), list it, pull it"
+		"$dejavu" trace attach "$addr/hello:overlaybd" "$work/hello.djv"
+		"$dejavu" trace attach "$addr/hello:overlaybd" "$work/hello-ebpf.djv" >/dev/null
+		"$dejavu" trace ls "$addr/hello:overlaybd"
+		"$dejavu" trace pull "$addr/hello:overlaybd" --workload hello -o "$work/pulled.djv" >/dev/null
+		"$dejavu" trace export "$work/pulled.djv" --format overlaybd --image "$addr/hello:overlaybd" -o "$work/overlaybd.trace"
+		echo "exported for overlaybd's recordTracePath: $(stat -c %s "$work/overlaybd.trace") bytes"
 	fi
 
 	if [ "$(id -u)" -eq 0 ]; then
@@ -74,7 +87,6 @@ fi
 cat <<'NEXT'
 
 == still to come (next issues)
-  - dejavu trace record: what a warm-up start reads (backstore hook, eBPF)
-  - dejavu trace attach: the trace as an OCI referrer of the image
-  - cold starts with and without prefetch, and the startup latency report
+  - prefetch at cold start from the attached trace (dejavu mount/run --trace)
+  - cold starts with and without prefetch side by side, and the startup latency report
 NEXT

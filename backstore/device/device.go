@@ -33,6 +33,7 @@ type config struct {
 	log      *slog.Logger
 	maxRead  int
 	fsType   string
+	attached func(devt uint32) error
 }
 
 func newConfig(opts []Option) config {
@@ -51,6 +52,11 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // WithMaxRead sets the largest read the kernel sends the FUSE file.
 func WithMaxRead(n int) Option { return func(c *config) { c.maxRead = n } }
+
+// WithAttached calls fn with the loop device's number (DevT's encoding) once
+// it is attached and before the file system is mounted, so that a block
+// tracer can see the mount's own reads.
+func WithAttached(fn func(devt uint32) error) Option { return func(c *config) { c.attached = fn } }
 
 // WithFSType sets the type of the file system mounted (default ext4).
 func WithFSType(t string) Option { return func(c *config) { c.fsType = t } }
@@ -132,6 +138,11 @@ func Mount(ctx context.Context, src Source, target string, opts ...Option) (_ *D
 		return nil, fmt.Errorf("device: %w", err)
 	}
 	d.rdev = st.Rdev
+	if cfg.attached != nil {
+		if err := cfg.attached(d.DevT()); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := run(ctx, "mount", "-t", cfg.fsType, "-o", mountOptions(cfg.fsType), d.st.Loop, target); err != nil {
 		return nil, fmt.Errorf("device: mount %s at %s: %w", d.st.Loop, target, err)
 	}

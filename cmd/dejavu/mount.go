@@ -45,9 +45,16 @@ func (f *backstoreFlags) open(ctx context.Context, ref string, rf registryFlags,
 	return backstore.Open(ctx, ref, opts...)
 }
 
+// mountHooks let callers see the image once it is open and the loop device
+// once it is attached, before the file system is mounted.
+type mountHooks struct {
+	opened   func(*backstore.Backstore)
+	attached func(devt uint32) error
+}
+
 // mountImage opens ref lazily and mounts its file system read-only at dir.
 // The returned function tears everything down.
-func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags, extra ...backstore.Option) (*backstore.Backstore, *device.Device, func() error, error) {
+func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags, hooks mountHooks, extra ...backstore.Option) (*backstore.Backstore, *device.Device, func() error, error) {
 	// Whatever a crashed earlier mount left behind goes first.
 	if n, err := device.Cleanup(ctx, device.WithStateDir(f.stateDir)); err != nil {
 		slog.Warn("cleaning up after earlier mounts", "err", err)
@@ -58,7 +65,14 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	dev, err := device.Mount(ctx, bs, dir, device.WithStateDir(f.stateDir))
+	if hooks.opened != nil {
+		hooks.opened(bs)
+	}
+	dopts := []device.Option{device.WithStateDir(f.stateDir)}
+	if hooks.attached != nil {
+		dopts = append(dopts, device.WithAttached(hooks.attached))
+	}
+	dev, err := device.Mount(ctx, bs, dir, dopts...)
 	if err != nil {
 		bs.Close()
 		return nil, nil, nil, err
@@ -91,7 +105,7 @@ the next mount or umount. Needs root.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
-			bs, _, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf)
+			bs, _, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf, mountHooks{})
 			if err != nil {
 				return err
 			}

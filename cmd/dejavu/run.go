@@ -5,8 +5,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/dejavu-project/dejavu/backstore/device"
-
 	"github.com/dejavu-project/dejavu/backstore"
 
 	"github.com/spf13/cobra"
@@ -41,7 +39,7 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 			if err != nil {
 				return err
 			}
-			st, err := timedStart(cmd, args[0], args[1:], rf, bf, probe, timeout, nil)
+			st, err := timedStart(cmd, args[0], args[1:], rf, bf, probe, timeout, mountHooks{})
 			if err != nil {
 				return err
 			}
@@ -64,10 +62,10 @@ type startTiming struct {
 }
 
 // timedStart mounts ref, starts its program, waits until ready, stops it
-// and unmounts. extra adds backstore options (observers); hook is told about
-// the opened image before the program starts.
+// and unmounts. extra adds backstore options (observers); hooks see the
+// image and the loop device as the mount is made.
 func timedStart(cmd *cobra.Command, ref string, args []string, rf registryFlags, bf backstoreFlags, probe launch.Probe, timeout time.Duration,
-	hook func(start time.Time, bs *backstore.Backstore, dev *device.Device) error, extra ...backstore.Option) (startTiming, error) {
+	hooks mountHooks, extra ...backstore.Option) (startTiming, error) {
 	ctx := cmd.Context()
 	mnt, err := os.MkdirTemp("", "dejavu-run-")
 	if err != nil {
@@ -75,16 +73,11 @@ func timedStart(cmd *cobra.Command, ref string, args []string, rf registryFlags,
 	}
 	defer os.Remove(mnt)
 	start := time.Now()
-	bs, dev, teardown, err := bf.mountImage(ctx, ref, mnt, rf, extra...)
+	bs, _, teardown, err := bf.mountImage(ctx, ref, mnt, rf, hooks, extra...)
 	if err != nil {
 		return startTiming{}, err
 	}
 	defer teardown()
-	if hook != nil {
-		if err := hook(start, bs, dev); err != nil {
-			return startTiming{}, err
-		}
-	}
 	mounted := time.Since(start)
 	p, err := launch.Start(ctx, launch.Spec{
 		RootFS:  mnt,

@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dejavu-project/dejavu/backstore/device"
 	"github.com/dejavu-project/dejavu/ebpf"
 
 	"github.com/spf13/cobra"
@@ -83,14 +82,14 @@ indexes. Needs root.`,
 						return err
 					}
 				}
-				st, err := timedStart(cmd, args[0], args[1:], rf, runFlags, probe, timeout, func(start time.Time, bs *backstore.Backstore, dev *device.Device) error {
-					rec.Restart(start)
-					rec.Attach(bs)
-					if probeBPF != nil {
-						return probeBPF.SetDevice(dev.DevT())
-					}
-					return nil
-				}, opts...)
+				// The clock starts with the mount: its own reads are part of
+				// the start.
+				rec.Restart(time.Now())
+				hooks := mountHooks{opened: func(bs *backstore.Backstore) { rec.Attach(bs) }}
+				if probeBPF != nil {
+					hooks.attached = probeBPF.SetDevice
+				}
+				st, err := timedStart(cmd, args[0], args[1:], rf, runFlags, probe, timeout, hooks, opts...)
 				if probeBPF != nil {
 					events, perr := probeBPF.Stop()
 					if err == nil && perr != nil {
