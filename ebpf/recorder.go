@@ -109,10 +109,18 @@ func (r *Recorder) SetDevice(dev uint32) error {
 	return nil
 }
 
+// pollInterval is how often the reader drains the ring buffer; the program
+// does not wake it per event.
+const pollInterval = 20 * time.Millisecond
+
 func (r *Recorder) read() {
 	var ev blockreadEvent
 	for {
+		r.rd.SetDeadline(time.Now().Add(pollInterval))
 		rec, err := r.rd.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
 				err = nil
@@ -141,7 +149,7 @@ func (r *Recorder) read() {
 func (r *Recorder) Stop() ([]Event, error) {
 	r.tp.Close()
 	// Let events already in the ring buffer be read before closing it.
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(2 * pollInterval)
 	r.rd.Close()
 	err := <-r.done
 	r.objs.Close()
