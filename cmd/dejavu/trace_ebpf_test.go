@@ -4,8 +4,11 @@ import (
 	"debug/elf"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testenv"
@@ -101,3 +104,58 @@ func TestBackstoreAndEBPFAgree(t *testing.T) {
 }
 
 func busyboxTreeB(b *testing.B) string { return busyboxTree(b) }
+
+// TestRecordForeignDevice records, with eBPF, a block device dejavu does not
+// serve: the image's raw device on a plain loop device, mounted and read.
+func TestRecordForeignDevice(t *testing.T) {
+	testenv.RequireLoop(t)
+	testenv.RequireCommands(t, "mke2fs")
+	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ref := srv.Addr + "/bb:v1"
+	tree := busyboxTree(t)
+	dejavu(t, "image", "build", tree, ref)
+	raw := filepath.Join(t.TempDir(), "disk.raw")
+	dejavu(t, "image", "raw", ref, raw)
+	out, err := exec.Command(testenv.LookPath("losetup"), "--find", "--show", "--read-only", raw).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := strings.TrimSpace(string(out))
+	defer exec.Command(testenv.LookPath("losetup"), "-d", loop).Run()
+	file := filepath.Join(t.TempDir(), "foreign.djv")
+	done := make(chan string, 1)
+	go func() {
+		_, stderr := dejavu(t, "trace", "record", ref, "--device", loop, "--duration", "2s", "-o", file)
+		done <- stderr
+	}()
+	mnt := t.TempDir()
+	if out, err := exec.Command(testenv.LookPath("mount"), "-t", "ext4", "-o", "ro,noload", loop, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v\n%s", err, out)
+	}
+	defer exec.Command(testenv.LookPath("umount"), mnt).Run()
+	// Read cold, again and again, until the recording window closes: when
+	// the program got loaded does not matter then.
+	var stderr string
+	for stderr == "" {
+		dropPageCache()
+		if out, err := exec.Command("sh", "-c", "cat "+mnt+"/data/*/* > /dev/null").CombinedOutput(); err != nil {
+			t.Fatalf("read: %v\n%s", err, out)
+		}
+		select {
+		case stderr = <-done:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	tr, err := readTraceFile(file)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if tr.Recorder != trace.RecorderEBPF || len(tr.Records) == 0 || tr.Bytes() < 64<<10 {
+		t.Fatalf("foreign device trace: %d records, %d bytes, recorder %s\n%s", len(tr.Records), tr.Bytes(), tr.Recorder, stderr)
+	}
+	t.Log(strings.TrimSpace(stderr))
+}
