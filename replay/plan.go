@@ -1,7 +1,9 @@
 package replay
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -104,6 +106,9 @@ func New(t *trace.Trace, layers []v1.Hash, cached Cached, opts Options) (*Plan, 
 		}
 		r.Layer = remap[r.Layer]
 		recs = append(recs, r)
+	}
+	if opts.Policy != PolicyFIFO {
+		slices.SortStableFunc(recs, func(a, b trace.Record) int { return cmp.Compare(a.First, b.First) })
 	}
 	var units []Unit
 	if opts.Policy == PolicyFIFO {
