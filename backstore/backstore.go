@@ -100,6 +100,7 @@ type Backstore struct {
 	cancel   context.CancelFunc
 	retries  int
 	closers  []io.Closer
+	demand   *atomic.Int64 // demand fetches in flight
 }
 
 // Open resolves ref (a registry reference or an OCI layout), opens the cache
@@ -124,7 +125,7 @@ func Open(ctx context.Context, ref string, opts ...Option) (_ *Backstore, err er
 		return nil, err
 	}
 	life, cancel := context.WithCancel(context.Background())
-	b := &Backstore{ref: r, cache: cache, obs: cfg.obs, cancel: cancel, retries: cfg.checkRetries}
+	b := &Backstore{ref: r, cache: cache, obs: cfg.obs, cancel: cancel, retries: cfg.checkRetries, demand: new(atomic.Int64)}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -154,7 +155,7 @@ func Open(ctx context.Context, ref string, opts ...Option) (_ *Backstore, err er
 			return nil, err
 		}
 		b.closers = append(b.closers, closerFunc(cb.close))
-		lb := &lazyBlob{ctx: life, layer: i, digest: d.Digest, size: d.Size, cache: cb, fetch: fetchers[i], obs: cfg.obs, inflight: map[int]*call{}}
+		lb := &lazyBlob{ctx: life, layer: i, digest: d.Digest, size: d.Size, cache: cb, fetch: fetchers[i], obs: cfg.obs, inflight: map[int]*call{}, demand: b.demand}
 		blob, err := openLayer(ctx, lb, d, cfg.checkRetries)
 		if err != nil {
 			return nil, fmt.Errorf("backstore: %s: layer %d (%s): %w", r, i, d.Digest, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -26,6 +27,7 @@ type lazyBlob struct {
 
 	mu       sync.Mutex
 	inflight map[int]*call
+	demand   *atomic.Int64 // the backstore's count of demand fetches in flight
 }
 
 // call is one fetch in flight, covering some units.
@@ -156,6 +158,10 @@ func (b *lazyBlob) fetchRun(ctx context.Context, first, last int, cause Cause) e
 	off, _ := b.cache.unitRange(first)
 	_, end := b.cache.unitRange(last)
 	buf := make([]byte, end-off)
+	if cause == CauseDemand && b.demand != nil {
+		b.demand.Add(1)
+		defer b.demand.Add(-1)
+	}
 	start := time.Now()
 	attempts, err := b.fetch.Fetch(ctx, buf, off)
 	if err == nil {

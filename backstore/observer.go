@@ -1,6 +1,7 @@
 package backstore
 
 import (
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -55,4 +56,28 @@ type BlobFetch struct {
 type Observer interface {
 	DeviceRead(DeviceRead)
 	BlobFetch(BlobFetch)
+}
+
+// Slot is an Observer whose target is set later, for observers that need
+// the opened image before they can work (a prefetch engine, a recorder).
+// Until Set, events are dropped.
+type Slot struct {
+	p atomic.Pointer[Observer]
+}
+
+// Set directs events to o.
+func (s *Slot) Set(o Observer) { s.p.Store(&o) }
+
+// DeviceRead forwards the event.
+func (s *Slot) DeviceRead(ev DeviceRead) {
+	if o := s.p.Load(); o != nil {
+		(*o).DeviceRead(ev)
+	}
+}
+
+// BlobFetch forwards the event.
+func (s *Slot) BlobFetch(ev BlobFetch) {
+	if o := s.p.Load(); o != nil {
+		(*o).BlobFetch(ev)
+	}
 }

@@ -45,7 +45,7 @@ const (
 type Options struct {
 	Policy  Policy
 	Gap     int64 // join ranges of a layer this close (default 64 KiB)
-	MaxUnit int64 // cap on a unit (default 4 MiB; FIFO: 1 MiB)
+	MaxUnit int64 // cap on a unit (default 1 MiB)
 	Budget  int64 // stop after this many bytes (0: no budget)
 	// Window bounds how far apart in first access two ranges may be and
 	// still be joined (default 100 ms): joining a range needed much later
@@ -61,10 +61,9 @@ func (o Options) withDefaults() Options {
 		o.Gap = 64 << 10
 	}
 	if o.MaxUnit == 0 {
-		o.MaxUnit = 4 << 20
-		if o.Policy == PolicyFIFO {
-			o.MaxUnit = 1 << 20
-		}
+		// Small enough that a start's first megabytes spread over several
+		// workers, large enough that a request is worth its round trip.
+		o.MaxUnit = 1 << 20
 	}
 	if o.Window == 0 {
 		o.Window = 100 * time.Millisecond

@@ -28,7 +28,7 @@ func TestPlanJoinsOrdersSkipsAndBudgets(t *testing.T) {
 	}}
 	// The image has layers a and b, in the other order.
 	image := []v1.Hash{h("b"), h("a")}
-	p, err := New(tr, image, nil, Options{})
+	p, err := New(tr, image, nil, Options{MaxUnit: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestPlanJoinsOrdersSkipsAndBudgets(t *testing.T) {
 	}
 	// Cached ranges are skipped, the budget cuts the tail.
 	cached := func(layer int, off, n int64) bool { return layer == 1 && off == 10<<20 }
-	p, _ = New(tr, image, cached, Options{Budget: 5 << 20})
+	p, _ = New(tr, image, cached, Options{Budget: 5 << 20, MaxUnit: 4 << 20})
 	if p.Skipped != 4096 || p.Bytes > 5<<20 || p.Cut == 0 {
 		t.Errorf("skipped %d, bytes %d, cut %d", p.Skipped, p.Bytes, p.Cut)
 	}

@@ -1,0 +1,37 @@
+package backstore
+
+import (
+	"context"
+	"fmt"
+)
+
+// Prefetch makes blob bytes [off, off+n) of a layer present in the cache
+// ahead of demand. It shares fetches in flight with demand reads both ways:
+// a demand read of a range being prefetched waits for that fetch, and a
+// prefetch of a range a demand read is fetching waits for it too.
+func (b *Backstore) Prefetch(ctx context.Context, layer int, off, n int64) error {
+	if layer < 0 || layer >= len(b.layers) {
+		return fmt.Errorf("backstore: prefetch of layer %d of %d", layer, len(b.layers))
+	}
+	l := b.layers[layer].lazy
+	if off < 0 || n <= 0 || off >= l.size {
+		return nil
+	}
+	return l.ensure(ctx, off, min(n, l.size-off), CausePrefetch)
+}
+
+// Held reports whether blob bytes [off, off+n) of a layer are cached.
+func (b *Backstore) Held(layer int, off, n int64) bool {
+	if layer < 0 || layer >= len(b.layers) {
+		return false
+	}
+	l := b.layers[layer].lazy
+	if off < 0 || n <= 0 || off >= l.size {
+		return true
+	}
+	return l.held(off, min(n, l.size-off))
+}
+
+// DemandInFlight returns how many fetches for demand reads are under way;
+// a prefetcher holds back while there are some.
+func (b *Backstore) DemandInFlight() int { return int(b.demand.Load()) }

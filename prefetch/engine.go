@@ -1,0 +1,270 @@
+package prefetch
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/replay"
+)
+
+// Target is what the engine fetches through.
+type Target interface {
+	Prefetch(ctx context.Context, layer int, off, n int64) error
+	DemandInFlight() int
+	BlobRanges(off, n int64) []backstore.BlobRange
+}
+
+// Outcome is what became of a unit.
+type Outcome int
+
+// Outcomes.
+const (
+	Pending Outcome = iota
+	Hit             // fetched before the program asked
+	Partial         // the program asked while it was being fetched
+	Miss            // the program asked before the engine got to it
+	Waste           // fetched, never asked for
+	Skipped         // never fetched nor used (the engine stopped first)
+	Failed          // the fetch failed
+)
+
+func (o Outcome) String() string {
+	return [...]string{"pending", "hit", "partial", "miss", "waste", "skipped", "failed"}[o]
+}
+
+type unitState struct {
+	started, done time.Time
+	fetching      bool
+	fetched       bool
+	demanded      bool
+	outcome       Outcome
+}
+
+// Option configures Start.
+type Option func(*Engine)
+
+// WithWorkers sets how many units are fetched at once (default 8).
+func WithWorkers(n int) Option { return func(e *Engine) { e.workers = max(n, 1) } }
+
+// WithPriority controls whether the engine holds back while demand reads
+// fetch (default on; overlaybd's own replay has none).
+func WithPriority(on bool) Option { return func(e *Engine) { e.priority = on } }
+
+// WithFollow controls whether the cursor jumps to where the program is
+// (default on).
+func WithFollow(on bool) Option { return func(e *Engine) { e.follow = on } }
+
+// Engine runs a plan.
+type Engine struct {
+	plan     *replay.Plan
+	t        Target
+	workers  int
+	priority bool
+	follow   bool
+
+	mu     sync.Mutex
+	cursor int
+	states []unitState
+	byLyr  map[int][]int // unit indices per layer, by offset
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{}
+	start  time.Time
+	end    time.Time
+}
+
+// Start starts fetching the plan's units. Register the engine as a
+// backstore observer (it implements DeviceRead) so it sees demand.
+func Start(ctx context.Context, plan *replay.Plan, t Target, opts ...Option) *Engine {
+	e := &Engine{plan: plan, t: t, workers: 8, priority: true, follow: true,
+		states: make([]unitState, len(plan.Units)), byLyr: map[int][]int{}, done: make(chan struct{}), start: time.Now()}
+	for _, o := range opts {
+		o(e)
+	}
+	for i, u := range plan.Units {
+		e.byLyr[u.Layer] = append(e.byLyr[u.Layer], i)
+	}
+	for _, idx := range e.byLyr {
+		sort.Slice(idx, func(a, b int) bool { return plan.Units[idx[a]].Offset < plan.Units[idx[b]].Offset })
+	}
+	ctx, e.cancel = context.WithCancel(ctx)
+	for w := 0; w < e.workers; w++ {
+		e.wg.Add(1)
+		go e.work(ctx)
+	}
+	go func() {
+		e.wg.Wait()
+		e.mu.Lock()
+		e.end = time.Now()
+		e.mu.Unlock()
+		close(e.done)
+	}()
+	return e
+}
+
+// next claims the next pending unit at or after the cursor; when none is
+// left there, the ones the cursor jumped over, in order.
+func (e *Engine) next() (int, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	claim := func(i int) bool {
+		s := &e.states[i]
+		if s.fetching || s.fetched || s.demanded || s.outcome == Failed {
+			return false
+		}
+		s.fetching, s.started = true, time.Now()
+		return true
+	}
+	for ; e.cursor < len(e.states); e.cursor++ {
+		if claim(e.cursor) {
+			e.cursor++
+			return e.cursor - 1, true
+		}
+	}
+	for i := range e.states {
+		if claim(i) {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func (e *Engine) work(ctx context.Context) {
+	defer e.wg.Done()
+	for {
+		if e.priority {
+			// Demand goes first: wait while the program is fetching,
+			// but not forever, or a busy program starves the engine.
+			for i := 0; i < 20 && e.t.DemandInFlight() > 0 && ctx.Err() == nil; i++ {
+				time.Sleep(500 * time.Microsecond)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		i, ok := e.next()
+		if !ok {
+			return
+		}
+		u := e.plan.Units[i]
+		err := e.t.Prefetch(ctx, u.Layer, u.Offset, u.Length)
+		e.mu.Lock()
+		s := &e.states[i]
+		s.fetching, s.done = false, time.Now()
+		if err != nil {
+			if ctx.Err() == nil {
+				slog.Debug("prefetch: unit failed", "layer", u.Layer, "off", u.Offset, "len", u.Length, "err", err)
+			}
+			s.outcome = Failed
+		} else {
+			s.fetched = true
+		}
+		e.mu.Unlock()
+	}
+}
+
+// DeviceRead classifies the units a demand read touched and moves the
+// cursor to where the program is.
+func (e *Engine) DeviceRead(ev backstore.DeviceRead) {
+	ranges := e.t.BlobRanges(ev.Offset, ev.Length)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range ranges {
+		idx := e.byLyr[r.Layer]
+		// First unit that ends after r.Start.
+		k := sort.Search(len(idx), func(k int) bool { return e.plan.Units[idx[k]].End() > r.Start })
+		for ; k < len(idx) && e.plan.Units[idx[k]].Offset < r.End; k++ {
+			i := idx[k]
+			s := &e.states[i]
+			if s.demanded {
+				continue
+			}
+			s.demanded = true
+			switch {
+			case s.fetched && s.done.Before(ev.Start):
+				s.outcome = Hit
+			case !s.started.IsZero() && s.started.Before(ev.Start):
+				s.outcome = Partial
+			default:
+				s.outcome = Miss
+			}
+			if e.follow && i >= e.cursor {
+				// The program is here: work ahead of it. Units jumped
+				// over are fetched once the ones ahead are done.
+				e.cursor = i + 1
+			}
+		}
+	}
+}
+
+// BlobFetch is not needed.
+func (e *Engine) BlobFetch(backstore.BlobFetch) {}
+
+// Done is closed when every unit has been dealt with or the engine stopped.
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+// Stop cancels fetches in flight and waits for the workers.
+func (e *Engine) Stop() {
+	e.cancel()
+	<-e.done
+}
+
+// Report sums up the outcomes.
+type Report struct {
+	Units    int           `json:"units"`
+	Bytes    int64         `json:"bytes"`
+	Hit      int           `json:"hit"`
+	Partial  int           `json:"partial"`
+	Miss     int           `json:"miss"`
+	Waste    int           `json:"waste"`
+	Skipped  int           `json:"skipped"`
+	Failed   int           `json:"failed"`
+	Pending  int           `json:"pending"`
+	HitBytes int64         `json:"hitBytes"`
+	Wasted   int64         `json:"wastedBytes"`
+	Took     time.Duration `json:"took"`
+}
+
+// Report returns the outcomes so far; units fetched and never demanded
+// count as waste.
+func (e *Engine) Report() Report {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := Report{Units: len(e.states), Bytes: e.plan.Bytes}
+	if !e.end.IsZero() {
+		r.Took = e.end.Sub(e.start)
+	}
+	for i, s := range e.states {
+		o := s.outcome
+		if o == Pending && s.fetched && !s.demanded {
+			o = Waste
+		}
+		n := e.plan.Units[i].Length
+		switch o {
+		case Hit:
+			r.Hit++
+			r.HitBytes += n
+		case Partial:
+			r.Partial++
+		case Miss:
+			r.Miss++
+		case Waste:
+			r.Waste++
+			r.Wasted += n
+		case Failed:
+			r.Failed++
+		default:
+			if s.fetching {
+				r.Pending++
+			} else {
+				r.Skipped++
+			}
+		}
+	}
+	return r
+}
