@@ -101,6 +101,7 @@ type Backstore struct {
 	retries  int
 	closers  []io.Closer
 	demand   *atomic.Int64 // demand fetches in flight
+	local    bool          // manifest and config came from the cache
 }
 
 // Open resolves ref (a registry reference or an OCI layout), opens the cache
@@ -137,6 +138,9 @@ func Open(ctx context.Context, ref string, opts ...Option) (_ *Backstore, err er
 	}
 	if b.digest, err = img.Digest(); err != nil {
 		return nil, err
+	}
+	if res, ok := img.(*resolved); ok {
+		b.local = res.local
 	}
 	if b.manifest, err = img.Manifest(); err != nil {
 		return nil, fmt.Errorf("backstore: %s: manifest: %w", r, err)
@@ -254,6 +258,14 @@ func (l layerReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, err
 }
+
+// ResolvedLocally reports whether the image's manifest and config came from
+// the cache: the image was started here before, and asking the registry
+// anything (such as for traces) would cost a warm start its offline-ness.
+func (b *Backstore) ResolvedLocally() bool { return b.local }
+
+// Ref returns the image reference it was opened with.
+func (b *Backstore) Ref() imageref.Ref { return b.ref }
 
 // Size returns the size of the virtual device.
 func (b *Backstore) Size() int64 { return b.dev.Size() }

@@ -28,6 +28,7 @@ type resolved struct {
 	digest   v1.Hash
 	manifest []byte
 	config   []byte
+	local    bool // came from the cache, not the registry
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
@@ -65,6 +66,7 @@ func resolve(ctx context.Context, r imageref.Ref, cfg config) (image, error) {
 	dir := metaDir(cfg.cacheDir)
 	if d, ok := cachedDigest(dir, r); ok {
 		if img, err := loadResolved(dir, d); err == nil {
+			img.local = true
 			return img, nil
 		}
 	}

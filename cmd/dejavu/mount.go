@@ -50,6 +50,7 @@ func (f *backstoreFlags) open(ctx context.Context, ref string, rf registryFlags,
 type mountHooks struct {
 	opened   func(*backstore.Backstore)
 	attached func(devt uint32) error
+	replay   *replayFlags // nil: no prefetch
 }
 
 // mountImage opens ref lazily and mounts its file system read-only at dir.
@@ -61,6 +62,11 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 	} else if n > 0 {
 		slog.Info("cleaned up mounts left by processes that died", "count", n)
 	}
+	var slot *backstore.Slot
+	if hooks.replay != nil && hooks.replay.trace != "none" {
+		slot = &backstore.Slot{}
+		extra = append(extra, backstore.WithObserver(slot))
+	}
 	bs, err := f.open(ctx, ref, rf, extra...)
 	if err != nil {
 		return nil, nil, nil, err
@@ -68,16 +74,36 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 	if hooks.opened != nil {
 		hooks.opened(bs)
 	}
+	// The replay starts as the device opens, ahead of the mount's reads.
+	var pf *prefetcher
+	if slot != nil {
+		t, err := hooks.replay.load(ctx, bs, rf)
+		if err == nil && t != nil {
+			pf, err = hooks.replay.start(ctx, bs, slot, t)
+		}
+		if err != nil {
+			bs.Close()
+			return nil, nil, nil, err
+		}
+	}
 	dopts := []device.Option{device.WithStateDir(f.stateDir)}
 	if hooks.attached != nil {
 		dopts = append(dopts, device.WithAttached(hooks.attached))
 	}
 	dev, err := device.Mount(ctx, bs, dir, dopts...)
 	if err != nil {
+		if pf != nil {
+			pf.eng.Stop()
+		}
 		bs.Close()
 		return nil, nil, nil, err
 	}
 	return bs, dev, func() error {
+		if pf != nil {
+			pf.eng.Stop()
+			r := pf.eng.Report()
+			slog.Info("prefetch", "units", r.Units, "bytes", r.Bytes, "hit", r.Hit, "partial", r.Partial, "miss", r.Miss, "waste", r.Waste, "skipped", r.Skipped, "failed", r.Failed)
+		}
 		err := dev.Close()
 		if cerr := bs.Close(); err == nil {
 			err = cerr
@@ -89,6 +115,7 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 func newMountCmd() *cobra.Command {
 	var rf registryFlags
 	var bf backstoreFlags
+	var pf replayFlags
 	cmd := &cobra.Command{
 		Use:   "mount REF DIR",
 		Short: "Mount an overlaybd image read-only, fetching its bytes lazily",
@@ -105,7 +132,7 @@ the next mount or umount. Needs root.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
-			bs, _, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf, mountHooks{})
+			bs, _, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf, mountHooks{replay: &pf})
 			if err != nil {
 				return err
 			}
@@ -117,6 +144,7 @@ the next mount or umount. Needs root.`,
 	}
 	rf.register(cmd.Flags())
 	bf.register(cmd)
+	pf.register(cmd)
 	return cmd
 }
 

@@ -15,6 +15,7 @@ import (
 func newRunCmd() *cobra.Command {
 	var rf registryFlags
 	var bf backstoreFlags
+	var pf replayFlags
 	var ready string
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -39,7 +40,7 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 			if err != nil {
 				return err
 			}
-			st, err := timedStart(cmd, args[0], args[1:], rf, bf, probe, timeout, mountHooks{})
+			st, err := timedStart(cmd, args[0], args[1:], rf, bf, probe, timeout, mountHooks{replay: &pf})
 			if err != nil {
 				return err
 			}
@@ -51,6 +52,7 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 	}
 	rf.register(cmd.Flags())
 	bf.register(cmd)
+	pf.register(cmd)
 	cmd.Flags().StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up when not ready within this")
 	return cmd

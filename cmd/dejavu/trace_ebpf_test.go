@@ -12,6 +12,7 @@ import (
 
 	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/treetest"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -158,4 +159,56 @@ func TestRecordForeignDevice(t *testing.T) {
 		t.Fatalf("foreign device trace: %d records, %d bytes, recorder %s\n%s", len(tr.Records), tr.Bytes(), tr.Recorder, stderr)
 	}
 	t.Log(strings.TrimSpace(stderr))
+}
+
+// TestMountWithPrefetch: a trace recorded on the workload is replayed by a
+// cold mount while every file is read and compared with its source; a
+// mount stopped in the middle of a replay leaves nothing behind.
+func TestMountWithPrefetch(t *testing.T) {
+	testenv.RequireLoop(t)
+	testenv.RequireCommands(t, "mke2fs")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		testenv.Skip(t, "test needs /dev/fuse")
+	}
+	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ref := srv.Addr + "/bb:v1"
+	tree := busyboxTree(t)
+	dejavu(t, "image", "build", tree, ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
+	file := filepath.Join(t.TempDir(), "bb.djv")
+	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
+	dejavu(t, "trace", "attach", ref, file)
+
+	for _, tc := range []struct{ name, trace string }{{"file", file}, {"auto", "auto"}, {"fifo", file}} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := filepath.Join(t.TempDir(), "mnt")
+			args := []string{ref, target, "--cache", t.TempDir(), "--state-dir", t.TempDir(), "--trace", tc.trace}
+			if tc.name == "fifo" {
+				args = append(args, "--replay-policy", "fifo")
+			}
+			stop := startMount(t, args...)
+			treetest.Compare(t, tree, target)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+
+	// Stop in the middle of a replay.
+	state := t.TempDir()
+	target := filepath.Join(t.TempDir(), "mnt")
+	stop := startMount(t, ref, target, "--cache", t.TempDir(), "--state-dir", state, "--trace", file)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), target) || strings.Contains(string(mi), state) {
+		t.Fatalf("mounts left after stopping mid-replay:\n%s", mi)
+	}
+	if left, _ := os.ReadDir(state); len(left) != 0 {
+		t.Fatalf("state left: %v", left)
+	}
 }
