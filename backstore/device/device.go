@@ -1,7 +1,6 @@
 package device
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,9 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +23,9 @@ import (
 // DefaultStateDir is where mount state lives unless WithStateDir says
 // otherwise.
 const DefaultStateDir = "/run/dejavu"
+
+// DefaultMaxRead is the largest read the kernel sends the disk by default.
+const DefaultMaxRead = 512 << 10
 
 // Option configures Mount, Unmount and Cleanup.
 type Option func(*config)
@@ -37,20 +39,24 @@ type config struct {
 }
 
 func newConfig(opts []Option) config {
-	c := config{stateDir: DefaultStateDir, log: slog.Default(), maxRead: 512 << 10, fsType: "ext4"}
+	c := config{stateDir: DefaultStateDir, log: slog.Default(), maxRead: DefaultMaxRead, fsType: "ext4"}
 	for _, o := range opts {
 		o(&c)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
 
-// WithStateDir sets where mount state files are kept.
+// WithStateDir sets where mount state is kept (default DefaultStateDir).
 func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
 
-// WithLogger sets the logger.
+// WithLogger sets the logger; nil discards logs.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
-// WithMaxRead sets the largest read the kernel sends the FUSE file.
+// WithMaxRead sets the largest read the kernel sends the disk, from 4 KiB
+// to 1 MiB (the kernel's FUSE limit); default DefaultMaxRead.
 func WithMaxRead(n int) Option { return func(c *config) { c.maxRead = n } }
 
 // WithAttached calls fn with the loop device's number (DevT's encoding) once
@@ -63,71 +69,82 @@ func WithFSType(t string) Option { return func(c *config) { c.fsType = t } }
 
 // state is what a later process needs to tear a mount down.
 type state struct {
-	PID     int       `json:"pid"`
+	PID int `json:"pid"`
+	// Start is the owner's start time (clock ticks since boot), so that
+	// another process that got the same pid later is not taken for it.
+	Start   uint64    `json:"start,omitempty"`
 	Target  string    `json:"target"`
 	FUSEDir string    `json:"fuseDir"`
 	Loop    string    `json:"loop,omitempty"`
 	Created time.Time `json:"created"`
 }
 
+func (st state) disk() string { return filepath.Join(st.FUSEDir, diskName) }
+
 // Device is a mounted virtual disk.
 type Device struct {
-	cfg    config
-	dir    string // state directory of this mount
-	st     state
+	cfg  config
+	dir  string // state directory of this mount
+	st   state
+	rdev uint64
+
+	mu     sync.Mutex // serialises Close
 	server *fuse.Server
-	rdev   uint64
 	closed bool
 }
 
 // Mount serves src as a disk and mounts its file system read-only at
-// target, which is created if missing.
+// target, which is created if missing. It returns once target is usable.
+// The source is read until Close returns.
 func Mount(ctx context.Context, src Source, target string, opts ...Option) (_ *Device, err error) {
 	cfg := newConfig(opts)
-	target, err = filepath.Abs(target)
+	if cfg.maxRead < 4096 || cfg.maxRead > 1<<20 {
+		return nil, fmt.Errorf("device: max read %d is outside 4 KiB..1 MiB", cfg.maxRead)
+	}
+	if src == nil || src.Size() <= 0 {
+		return nil, errors.New("device: the source is empty")
+	}
+	// Mount tables and sysfs name paths with symbolic links resolved;
+	// the state must use the same names to find its mounts again.
+	if target, err = realDir(target, 0o755); err != nil {
+		return nil, fmt.Errorf("device: target: %w", err)
+	}
+	stateDir, err := realDir(cfg.stateDir, 0o700)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("device: state directory: %w", err)
 	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		return nil, fmt.Errorf("device: %w", err)
-	}
-	if mounted, _ := isMountPoint(target); mounted {
+	if _, mounted := mountedDev(target); mounted {
 		return nil, fmt.Errorf("device: %s is already a mount point", target)
 	}
 	id := make([]byte, 6)
 	rand.Read(id)
-	dir := filepath.Join(cfg.stateDir, hex.EncodeToString(id))
-	d := &Device{cfg: cfg, dir: dir, st: state{PID: os.Getpid(), Target: target, FUSEDir: filepath.Join(dir, "fuse"), Created: time.Now()}}
+	dir := filepath.Join(stateDir, hex.EncodeToString(id))
+	start, _, _ := procStat(os.Getpid())
+	d := &Device{cfg: cfg, dir: dir, st: state{
+		PID: os.Getpid(), Start: start, Target: target,
+		FUSEDir: filepath.Join(dir, "fuse"), Created: time.Now().UTC(),
+	}}
+	// The state directory is root's alone (0700), which also keeps others
+	// out of the FUSE mount inside it.
 	if err := os.MkdirAll(d.st.FUSEDir, 0o700); err != nil {
-		return nil, fmt.Errorf("device: %w", err)
+		return nil, fmt.Errorf("device: state directory: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			d.Close()
+			err = errors.Join(err, d.Close())
 		}
 	}()
+	// Saved before anything is mounted, so that every later step can be
+	// undone by another process if this one dies.
 	if err := d.save(); err != nil {
 		return nil, err
 	}
-	root := &rootNode{src: src, log: cfg.log}
-	d.server, err = fs.Mount(d.st.FUSEDir, root, &fs.Options{
-		MountOptions: fuse.MountOptions{
-			FsName:      "dejavu",
-			Name:        "dejavu",
-			MaxWrite:    cfg.maxRead,
-			DirectMount: true,
-		},
-		// The disk never changes: let the kernel keep its attributes.
-		AttrTimeout:  ptr(time.Hour),
-		EntryTimeout: ptr(time.Hour),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("device: FUSE mount at %s: %w", d.st.FUSEDir, err)
+	if err := d.serve(src); err != nil {
+		return nil, err
 	}
-	disk := filepath.Join(d.st.FUSEDir, diskName)
-	out, err := run(ctx, "losetup", "--find", "--show", "--read-only", "--direct-io=on", disk)
+	out, err := run(ctx, "losetup", "--find", "--show", "--read-only", "--direct-io=on", d.st.disk())
 	if err != nil {
-		return nil, fmt.Errorf("device: attach %s to a loop device: %w", disk, err)
+		return nil, fmt.Errorf("device: attach %s to a loop device: %w", d.st.disk(), err)
 	}
 	d.st.Loop = strings.TrimSpace(out)
 	if err := d.save(); err != nil {
@@ -150,6 +167,36 @@ func Mount(ctx context.Context, src Source, target string, opts ...Option) (_ *D
 	return d, nil
 }
 
+// serve mounts the FUSE file system that holds the disk. As root the
+// kernel is asked directly; go-fuse falls back to fusermount when that is
+// refused.
+func (d *Device) serve(src Source) error {
+	root := &rootNode{src: src, log: d.cfg.log}
+	server, err := fs.Mount(d.st.FUSEDir, root, &fs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName:      "dejavu",
+			Name:        "dejavu",
+			MaxWrite:    d.cfg.maxRead, // go-fuse also makes it max_read
+			DirectMount: true,
+			Options:     []string{"ro", "noexec"},
+			// Without asynchronous direct I/O the kernel waits for each
+			// read of the loop device before it sends the next, so the
+			// source would see one read at a time.
+			ExtraCapabilities: fuse.CAP_ASYNC_DIO,
+		},
+		// The disk never changes: let the kernel keep its attributes.
+		AttrTimeout:  ptr(time.Hour),
+		EntryTimeout: ptr(time.Hour),
+	})
+	if err != nil {
+		return fmt.Errorf("device: FUSE mount at %s: %w", d.st.FUSEDir, err)
+	}
+	d.mu.Lock()
+	d.server = server
+	d.mu.Unlock()
+	return nil
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // mountOptions are read-only; ext4 must also not replay a journal.
@@ -163,11 +210,18 @@ func mountOptions(fsType string) string {
 // LoopDevice returns the loop device's path.
 func (d *Device) LoopDevice() string { return d.st.Loop }
 
+// Rdev returns the loop device's number as stat(2) reports it (st_rdev).
+func (d *Device) Rdev() uint64 { return d.rdev }
+
+// Major returns the loop device's major number.
+func (d *Device) Major() uint32 { return unix.Major(d.rdev) }
+
+// Minor returns the loop device's minor number.
+func (d *Device) Minor() uint32 { return unix.Minor(d.rdev) }
+
 // DevT returns the loop device's number in the kernel's internal encoding
 // (major<<20 | minor), as block tracepoints report it.
-func (d *Device) DevT() uint32 {
-	return unix.Major(d.rdev)<<20 | unix.Minor(d.rdev)
-}
+func (d *Device) DevT() uint32 { return d.Major()<<20 | d.Minor() }
 
 // Target returns where the file system is mounted.
 func (d *Device) Target() string { return d.st.Target }
@@ -175,156 +229,117 @@ func (d *Device) Target() string { return d.st.Target }
 func (d *Device) save() error {
 	b, err := json.Marshal(d.st)
 	if err != nil {
-		return err
+		return fmt.Errorf("device: save state: %w", err)
 	}
-	tmp := filepath.Join(d.dir, "state.json.tmp")
+	tmp := filepath.Join(d.dir, stateFile+".tmp")
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("device: save state: %w", err)
 	}
-	return os.Rename(tmp, filepath.Join(d.dir, "state.json"))
+	if err := os.Rename(tmp, filepath.Join(d.dir, stateFile)); err != nil {
+		return fmt.Errorf("device: save state: %w", err)
+	}
+	return nil
 }
 
-// Close unmounts the file system, detaches the loop device and stops FUSE.
-// It is safe to call more than once.
+// Close unmounts the file system, detaches the loop device, stops serving
+// the disk and removes the mount's state. It may be called more than once
+// and from any goroutine, e.g. a signal handler's while reads are in
+// flight; when a step fails (the file system stays busy), the steps below
+// it are left in place and a later Close, Unmount or Cleanup can finish.
 func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
 		return nil
 	}
+	if err := teardown(context.Background(), d.cfg, d.dir, d.st, d.server); err != nil {
+		return err
+	}
+	d.server = nil
 	d.closed = true
-	err := teardown(context.Background(), d.cfg, d.dir, d.st, d.server)
-	return err
+	d.cfg.log.Debug("device: unmounted", "target", d.st.Target)
+	return nil
 }
 
-// teardown undoes a mount in order, tolerating steps already undone.
+// teardown undoes a mount in order (file system, loop device, FUSE),
+// tolerating steps already undone and stopping at the first that fails, so
+// that nothing is pulled from under a mount that is still in use.
 func teardown(ctx context.Context, cfg config, dir string, st state, server *fuse.Server) error {
-	var errs []error
-	if mounted, _ := isMountPoint(st.Target); mounted {
-		if err := unmount(st.Target); err != nil {
-			errs = append(errs, fmt.Errorf("device: unmount %s: %w", st.Target, err))
+	loops := loopsBackedBy(st.disk())
+	if dev, ok := mountedDev(st.Target); ok && loops[dev] != "" {
+		if err := unmountBusy(ctx, st.Target); err != nil {
+			return fmt.Errorf("device: unmount %s: %w", st.Target, err)
 		}
 	}
-	if st.Loop != "" && loopBacking(st.Loop) == filepath.Join(st.FUSEDir, diskName) {
-		if _, err := run(ctx, "losetup", "-d", st.Loop); err != nil {
-			errs = append(errs, fmt.Errorf("device: detach %s: %w", st.Loop, err))
+	for _, loop := range loops {
+		if _, err := run(ctx, "losetup", "-d", loop); err != nil && loopBacking(loop) == st.disk() {
+			return fmt.Errorf("device: detach %s: %w", loop, err)
 		}
 	}
-	if mounted, _ := isMountPoint(st.FUSEDir); mounted {
-		// A live server unmounts itself; without one (its process died)
-		// only the kernel's side is left, which a lazy unmount removes.
+	if _, ok := mountedDev(st.FUSEDir); ok {
 		var err error
 		if server != nil {
 			err = server.Unmount()
 		}
 		if server == nil || err != nil {
+			// Without a live server (its process died) only the kernel's
+			// side is left, and a lazy unmount removes it; so it does when
+			// the loop device still lets go of the disk late.
 			err = unix.Unmount(st.FUSEDir, unix.MNT_DETACH)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("device: unmount FUSE %s: %w", st.FUSEDir, err))
+			return fmt.Errorf("device: unmount FUSE %s: %w", st.FUSEDir, err)
 		}
 	}
-	if len(errs) == 0 {
-		os.RemoveAll(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("device: remove state: %w", err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
-// unmount unmounts target, retrying while it is busy for a few seconds.
-func unmount(target string) error {
-	var err error
-	for i := 0; i < 50; i++ {
-		if err = unix.Unmount(target, 0); err == nil || !errors.Is(err, unix.EBUSY) {
+// unmountBusy unmounts target, retrying for a few seconds while files on
+// it are still open.
+func unmountBusy(ctx context.Context, target string) error {
+	for i := 0; ; i++ {
+		err := unix.Unmount(target, 0)
+		if err == nil || errors.Is(err, unix.EINVAL) {
+			return nil // EINVAL: no longer a mount point
+		}
+		if !errors.Is(err, unix.EBUSY) || i == 50 {
 			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return err
-}
-
-// loopBacking returns the file a loop device is attached to ("" if none).
-func loopBacking(dev string) string {
-	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file"))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// isMountPoint reports whether path is a mount point, from mountinfo.
-func isMountPoint(path string) (bool, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && unescapeMount(f[4]) == path {
-			return true, nil
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return false, nil
 }
 
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
+// processAlive reports whether the process that saved st still runs.
+func processAlive(st state) bool {
+	if st.PID <= 0 {
+		return false
 	}
-	var out []byte
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + byte(c-'0')
-			}
-			if ok {
-				out = append(out, v)
-				i += 3
-				continue
-			}
-		}
-		out = append(out, s[i])
+	if err := syscall.Kill(st.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
 	}
-	return string(out)
+	start, zombie, err := procStat(st.PID)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) // unknown: assume it runs
+	}
+	return !zombie && (st.Start == 0 || start == st.Start)
 }
 
-// run runs a system program, with its output in the error.
-func run(ctx context.Context, name string, args ...string) (string, error) {
-	path, err := lookPath(name)
+// realDir creates dir if needed and returns its absolute path with
+// symbolic links resolved.
+func realDir(dir string, perm os.FileMode) (string, error) {
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
 	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	if err := os.MkdirAll(abs, perm); err != nil {
+		return "", err
 	}
-	return stdout.String(), nil
-}
-
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		p := filepath.Join(d, name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found (install util-linux/mount)", name)
-}
-
-// processAlive reports whether pid runs.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	return filepath.EvalSymlinks(abs)
 }

@@ -159,7 +159,11 @@ device, stop FUSE.`,
 		Example: `  dejavu umount /mnt/app`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := device.Unmount(cmd.Context(), args[0], device.WithStateDir(stateDir)); err != nil {
+			// The owner gets a while to tear down cleanly; after that the
+			// error says so and a later umount or mount finishes the job.
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			if err := device.Unmount(ctx, args[0], device.WithStateDir(stateDir)); err != nil {
 				return err
 			}
 			if _, err := os.Stat(args[0]); err == nil {
