@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
+	"github.com/dejavu-project/dejavu/prefetch"
 )
 
 // backstoreFlags are the flags of commands that open an image lazily.
@@ -51,7 +53,17 @@ type mountHooks struct {
 	opened   func(*backstore.Backstore)
 	attached func(devt uint32) error
 	replay   *replayFlags // nil: no prefetch
+	// report, when set, receives the prefetch outcomes at teardown.
+	report *prefetch.Report
+	// reads, when set, counts the bytes the program read from the device.
+	reads *atomic.Int64
 }
+
+// readCounter counts device bytes read.
+type readCounter struct{ n *atomic.Int64 }
+
+func (r readCounter) DeviceRead(ev backstore.DeviceRead) { r.n.Add(ev.Length) }
+func (r readCounter) BlobFetch(backstore.BlobFetch)      {}
 
 // mountImage opens ref lazily and mounts its file system read-only at dir.
 // The returned function tears everything down.
@@ -61,6 +73,9 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 		slog.Warn("cleaning up after earlier mounts", "err", err)
 	} else if n > 0 {
 		slog.Info("cleaned up mounts left by processes that died", "count", n)
+	}
+	if hooks.reads != nil {
+		extra = append(extra, backstore.WithObserver(readCounter{hooks.reads}))
 	}
 	var slot *backstore.Slot
 	if hooks.replay != nil && hooks.replay.trace != "none" {
@@ -102,6 +117,9 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 		if pf != nil {
 			pf.eng.Stop()
 			r := pf.eng.Report()
+			if hooks.report != nil {
+				*hooks.report = r
+			}
 			slog.Info("prefetch", "units", r.Units, "bytes", r.Bytes, "hit", r.Hit, "partial", r.Partial, "miss", r.Miss, "waste", r.Waste, "skipped", r.Skipped, "failed", r.Failed)
 		}
 		err := dev.Close()

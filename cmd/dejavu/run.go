@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -40,7 +42,7 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 			if err != nil {
 				return err
 			}
-			st, err := timedStart(cmd, args[0], args[1:], rf, bf, probe, timeout, mountHooks{replay: &pf})
+			st, err := timedStart(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1:], rf, bf, probe, timeout, mountHooks{replay: &pf})
 			if err != nil {
 				return err
 			}
@@ -66,9 +68,8 @@ type startTiming struct {
 // timedStart mounts ref, starts its program, waits until ready, stops it
 // and unmounts. extra adds backstore options (observers); hooks see the
 // image and the loop device as the mount is made.
-func timedStart(cmd *cobra.Command, ref string, args []string, rf registryFlags, bf backstoreFlags, probe launch.Probe, timeout time.Duration,
+func timedStart(ctx context.Context, stdout, stderr io.Writer, ref string, args []string, rf registryFlags, bf backstoreFlags, probe launch.Probe, timeout time.Duration,
 	hooks mountHooks, extra ...backstore.Option) (startTiming, error) {
-	ctx := cmd.Context()
 	mnt, err := os.MkdirTemp("", "dejavu-run-")
 	if err != nil {
 		return startTiming{}, err
@@ -87,8 +88,8 @@ func timedStart(cmd *cobra.Command, ref string, args []string, rf registryFlags,
 		Args:    args,
 		Ready:   probe,
 		Timeout: timeout,
-		Stdout:  cmd.OutOrStdout(),
-		Stderr:  cmd.ErrOrStderr(),
+		Stdout:  stdout,
+		Stderr:  stderr,
 	})
 	if err != nil {
 		return startTiming{}, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -211,4 +212,57 @@ func TestMountWithPrefetch(t *testing.T) {
 	if left, _ := os.ReadDir(state); len(left) != 0 {
 		t.Fatalf("state left: %v", left)
 	}
+}
+
+// TestBenchModes runs every bench mode once on a small image behind a
+// shaped link and checks the results file: all modes timed, warm asks the
+// registry nothing, the prefetch modes report outcomes.
+func TestBenchModes(t *testing.T) {
+	testenv.RequireLoop(t)
+	testenv.RequireCommands(t, "mke2fs")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		testenv.Skip(t, "test needs /dev/fuse")
+	}
+	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ref := srv.Addr + "/bb:v1"
+	dejavu(t, "image", "build", busyboxTree(t), ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
+	file := filepath.Join(t.TempDir(), "bb.djv")
+	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
+	dejavu(t, "trace", "attach", ref, file)
+	out := filepath.Join(t.TempDir(), "results.json")
+	table, _ := dejavu(t, "bench", ref, "--runs", "2", "--rtt", "5ms", "--bandwidth", "400Mbit", "-o", out)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res benchResults
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Starts) != 10 || len(res.Summary) != 5 {
+		t.Fatalf("results: %d starts, %d summaries\n%s", len(res.Starts), len(res.Summary), table)
+	}
+	med := map[string]benchSummary{}
+	for _, s := range res.Summary {
+		med[s.Mode] = s
+		if s.MedianSeconds <= 0 {
+			t.Errorf("%s: no time", s.Mode)
+		}
+	}
+	if med["warm"].MedianRequests != 0 {
+		t.Errorf("warm starts asked the registry %d times", med["warm"].MedianRequests)
+	}
+	for _, s := range res.Starts {
+		if (s.Mode == "prefetch" || s.Mode == "fifo") && (s.Prefetch == nil || s.Prefetch.Units == 0) {
+			t.Errorf("%s run %d: no prefetch report", s.Mode, s.Run)
+		}
+		if s.ReadBytes == 0 {
+			t.Errorf("%s run %d: the program read nothing", s.Mode, s.Run)
+		}
+	}
+	t.Logf("\n%s", table)
 }

@@ -89,7 +89,7 @@ indexes. Needs root.`,
 				if probeBPF != nil {
 					hooks.attached = probeBPF.SetDevice
 				}
-				st, err := timedStart(cmd, args[0], args[1:], rf, runFlags, probe, timeout, hooks, opts...)
+				st, err := timedStart(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1:], rf, runFlags, probe, timeout, hooks, opts...)
 				if probeBPF != nil {
 					events, perr := probeBPF.Stop()
 					if err == nil && perr != nil {
