@@ -7,7 +7,7 @@ FUZZTIME ?= 60s
 # mke2fs, losetup and friends live in sbin, which a non-root PATH may lack.
 export PATH := $(dir $(GO)):$(PATH):/usr/local/sbin:/usr/sbin:/sbin
 
-.PHONY: all build deps test test-race fuzz bench demo clean
+.PHONY: all build deps test test-race fuzz bench bench-image bench-go demo clean
 
 all: build
 
@@ -36,7 +36,16 @@ fuzz: deps
 		done; \
 	done
 
-bench: deps
+# The startup comparison on a real workload (needs root): see scripts/bench.sh.
+bench: deps build bench-image
+	scripts/bench.sh
+
+# The workload image, built once into out/bench.
+bench-image: deps build
+	scripts/bench-image.sh
+
+# The Go benchmarks: formats, index, device, mounts, recording overhead.
+bench-go: deps
 	mkdir -p out/bench
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee out/bench/go-bench.txt
 

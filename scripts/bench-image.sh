@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the benchmark workload image once and keeps it in out/bench: Debian
+# bookworm (minbase) with python3, numpy, pandas and scipy, whose start
+# (importing them) reads on the order of a hundred megabytes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+out=out/bench
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+if [ -f "$out/image/index.json" ]; then
+	echo "bench-image: $out/image is already built"
+	exit 0
+fi
+if ! command -v debootstrap >/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
+fi
+mkdir -p "$out"
+if [ ! -x "$out/rootfs/usr/bin/python3" ]; then
+	rm -rf "$out/rootfs"
+	echo "bench-image: debootstrap bookworm with python3-numpy, python3-pandas, python3-scipy"
+	debootstrap --variant=minbase --include=python3-numpy,python3-pandas,python3-scipy bookworm "$out/rootfs" "$mirror" >"$out/debootstrap.log"
+fi
+echo "bench-image: building the overlaybd image"
+bin/dejavu image build "$out/rootfs" "oci:$out/image:py" \
+	--cmd python3 --cmd -c --cmd "import numpy, pandas, scipy.stats"
