@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // Handler is the registry's HTTP handler.
 type Handler struct {
 	inner   http.Handler
+	blobs   string // where the disk blob handler keeps blobs
 	log     *slog.Logger
 	mu      sync.Mutex // serialises journal appends
 	journal *os.File
@@ -71,7 +73,7 @@ func New(dir string, opts ...Option) (*Handler, error) {
 		ggcr.WithBlobHandler(ggcr.NewDiskBlobHandler(blobs)),
 		ggcr.Logger(log.New(io.Discard, "", 0)),
 	)
-	h := &Handler{inner: inner, log: cfg.logger}
+	h := &Handler{inner: inner, log: cfg.logger, blobs: blobs}
 	path := filepath.Join(dir, journalName)
 	if err := h.replay(path); err != nil {
 		return nil, err
@@ -154,6 +156,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 // ServeHTTP serves the registry API and journals manifest writes that the
 // registry accepted.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.serveBlob(w, r) {
+		return
+	}
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	repo, ref, isManifest := manifestPath(r.URL.Path)
@@ -249,4 +254,34 @@ func (s *Server) Close() error {
 		err = s.srv.Close()
 	}
 	return errors.Join(err, s.h.Close())
+}
+
+var blobPath = regexp.MustCompile(`^/v2/.+/blobs/sha256:([0-9a-f]{64})$`)
+
+// serveBlob answers blob reads straight from the blob file. The inner
+// registry answers a range by reading and discarding everything before it,
+// which makes every range request near the end of a large blob read the
+// whole blob; a lazy reader makes many such requests.
+func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	m := blobPath.FindStringSubmatch(r.URL.Path)
+	if m == nil {
+		return false
+	}
+	f, err := os.Open(filepath.Join(h.blobs, "sha256", m[1]))
+	if err != nil {
+		return false // unknown here: the inner registry answers
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	w.Header().Set("Docker-Content-Digest", "sha256:"+m[1])
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+	h.log.Debug("registry", "method", r.Method, "path", r.URL.Path, "range", r.Header.Get("Range"))
+	return true
 }

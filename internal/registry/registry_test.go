@@ -1,8 +1,13 @@
 package registry
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -127,4 +132,44 @@ func parseRef(t *testing.T, s string) name.Reference {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestBlobRanges: ranges of a blob are answered from the blob file,
+// including one at the very end and HEAD.
+func TestBlobRanges(t *testing.T) {
+	s, err := Start("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	img, _ := random.Image(1<<20, 1)
+	if err := remote.Write(parseRef(t, s.Addr+"/r:t"), img); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := img.Layers()
+	d, _ := l[0].Digest()
+	rc, _ := l[0].Compressed()
+	blob, _ := io.ReadAll(rc)
+	url := "http://" + s.Addr + "/v2/r/blobs/" + d.String()
+	for _, rg := range [][2]int{{0, 9}, {len(blob) - 10, len(blob) - 1}, {1000, 70000}} {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", rg[0], rg[1]))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, blob[rg[0]:rg[1]+1]) || resp.Header.Get("Docker-Content-Digest") != d.String() {
+			t.Fatalf("range %v: %s, %d bytes", rg, resp.Status, len(b))
+		}
+	}
+	resp, err := http.Head(url)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(blob)) {
+		t.Fatalf("HEAD: %v %v", err, resp)
+	}
+	resp, _ = http.Get("http://" + s.Addr + "/v2/r/blobs/sha256:" + strings.Repeat("0", 64))
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("missing blob: %s", resp.Status)
+	}
 }
