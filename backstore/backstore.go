@@ -14,6 +14,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
@@ -41,6 +42,8 @@ type config struct {
 	retry        retryPolicy
 	log          *slog.Logger
 	checkRetries int
+	resolved     func(v1.Descriptor, bool)
+	fetchable    func(*Backstore)
 }
 
 // WithCacheDir sets the persistent cache directory (default: a directory
@@ -61,6 +64,25 @@ func WithObserver(o Observer) Option { return func(c *config) { c.obs = append(c
 func WithRefOptions(o ...imageref.Option) Option {
 	return func(c *config) { c.refOpts = append(c.refOpts, o...) }
 }
+
+// WithResolved registers a function called as soon as the image manifest is
+// resolved, before the layers' headers and indexes are read, with the
+// manifest's descriptor and whether it came from the local cache. It lets
+// a caller start work that needs only the image digest (finding its trace)
+// while Open goes on.
+func WithResolved(f func(manifest v1.Descriptor, local bool)) Option {
+	return func(c *config) { c.resolved = f }
+}
+
+// WithFetchable registers a function called once the layers' bytes can be
+// fetched, before their indexes are read, so that a prefetch can start
+// while Open goes on. Until Open returns, only Manifest, Layers, Prefetch,
+// PrefetchExact, Held and DemandInFlight may be used.
+func WithFetchable(f func(*Backstore)) Option { return func(c *config) { c.fetchable = f } }
+
+// WithChecksumRetries sets how often a block that fails its checksum is
+// fetched again before reads of it fail with ErrCorrupt (default 3).
+func WithChecksumRetries(n int) Option { return func(c *config) { c.checkRetries = max(n, 0) } }
 
 // WithRetry sets how blob fetches are retried: tries in all and how long an
 // attempt may receive nothing before it is abandoned.
@@ -145,6 +167,17 @@ func Open(ctx context.Context, ref string, opts ...Option) (_ *Backstore, err er
 	if b.manifest, err = img.Manifest(); err != nil {
 		return nil, fmt.Errorf("backstore: %s: manifest: %w", r, err)
 	}
+	if cfg.resolved != nil {
+		raw, err := img.RawManifest()
+		if err != nil {
+			return nil, fmt.Errorf("backstore: %s: manifest: %w", r, err)
+		}
+		mt := b.manifest.MediaType
+		if mt == "" {
+			mt = types.OCIManifestSchema1
+		}
+		cfg.resolved(v1.Descriptor{MediaType: mt, Digest: b.digest, Size: int64(len(raw))}, b.local)
+	}
 	if b.config, err = img.ConfigFile(); err != nil {
 		return nil, fmt.Errorf("backstore: %s: config: %w", r, err)
 	}
@@ -152,7 +185,6 @@ func Open(ctx context.Context, ref string, opts ...Option) (_ *Backstore, err er
 	if err != nil {
 		return nil, err
 	}
-	readers := make([]io.ReaderAt, len(b.manifest.Layers))
 	for i, d := range b.manifest.Layers {
 		cb, err := cache.blob(d.Digest, d.Size)
 		if err != nil {
@@ -160,16 +192,36 @@ func Open(ctx context.Context, ref string, opts ...Option) (_ *Backstore, err er
 		}
 		b.closers = append(b.closers, closerFunc(cb.close))
 		lb := &lazyBlob{ctx: life, layer: i, digest: d.Digest, size: d.Size, cache: cb, fetch: fetchers[i], obs: cfg.obs, inflight: map[int]*call{}, demand: b.demand}
-		blob, err := openLayer(ctx, lb, d, cfg.checkRetries)
-		if err != nil {
-			return nil, fmt.Errorf("backstore: %s: layer %d (%s): %w", r, i, d.Digest, err)
-		}
-		b.layers = append(b.layers, &Layer{Descriptor: d, Blob: blob, lazy: lb})
-		var lr io.ReaderAt = io.NewSectionReader(lb, blob.PayloadOffset, blob.PayloadSize)
-		if blob.ZFile != nil {
-			lr = blob.ZFile
-		}
-		readers[i] = layerReader{layer: i, r: lr}
+		b.layers = append(b.layers, &Layer{Descriptor: d, lazy: lb})
+	}
+	if cfg.fetchable != nil {
+		cfg.fetchable(b)
+	}
+	// Layers are opened side by side: each costs a few dependent round
+	// trips (header, trailer, index).
+	readers := make([]io.ReaderAt, len(b.layers))
+	errs := make([]error, len(b.layers))
+	var wg sync.WaitGroup
+	for i, l := range b.layers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			blob, err := openLayer(ctx, l.lazy, l.Descriptor, cfg.checkRetries)
+			if err != nil {
+				errs[i] = fmt.Errorf("backstore: %s: layer %d (%s): %w", r, i, l.Descriptor.Digest, err)
+				return
+			}
+			l.Blob = blob
+			var lr io.ReaderAt = io.NewSectionReader(l.lazy, blob.PayloadOffset, blob.PayloadSize)
+			if blob.ZFile != nil {
+				lr = blob.ZFile
+			}
+			readers[i] = layerReader{layer: i, r: lr}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	idx := make([][]lsmt.Mapping, len(b.layers))
 	for i, l := range b.layers {
@@ -305,13 +357,18 @@ func (b *Backstore) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (b *Backstore) readAt(p []byte, off int64) (int, error) {
+	// Retries are counted per block: a read spanning many blocks that a
+	// bad disk or link corrupted repairs them one after another, while a
+	// block that stays bad after its retries is an error.
+	fails := map[[2]int64]int{}
 	for try := 0; ; try++ {
 		n, err := b.dev.ReadAt(p, off)
 		var bf *blockFault
 		if err == nil || !errors.As(err, &bf) {
 			return n, err
 		}
-		if try == b.retries {
+		key := [2]int64{int64(bf.layer), bf.start}
+		if fails[key]++; fails[key] > b.retries || try >= maxRepairs {
 			return n, fmt.Errorf("backstore: device bytes %d+%d: %w: %v", off, len(p), ErrCorrupt, err)
 		}
 		l := b.layers[bf.layer]
@@ -321,6 +378,9 @@ func (b *Backstore) readAt(p []byte, off int64) (int, error) {
 		}
 	}
 }
+
+// maxRepairs bounds the refetches of one read, whatever blocks fail.
+const maxRepairs = 256
 
 func slogDebugDrop(bf *blockFault, l *Layer) {
 	slog.Debug("backstore: checksum failure, refetching", "layer", bf.layer, "digest", l.Descriptor.Digest, "start", bf.start, "end", bf.end)

@@ -15,9 +15,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Cache keeps blob bytes on local disk in fetch units, per blob digest, and
-// remembers across restarts which units it holds. Bytes are stored as the
-// registry sent them (compressed); they are verified when decoded.
+// Cache keeps blob bytes on local disk, per blob digest, and remembers
+// across restarts which 4 KiB pages of each blob it holds. Bytes are stored
+// as the registry sent them (compressed); they are verified when decoded.
+//
+// Pages, not fetch units, are what the cache tracks: a prefetch fetches the
+// exact compressed ranges a start needs, and rounding each of those up to a
+// 256 KiB unit would move a third more bytes than the start reads. Demand
+// reads still fetch whole units (see lazyBlob.ensure), and eviction and
+// recency work on units.
 type Cache struct {
 	dir   string
 	unit  int64
@@ -25,9 +31,16 @@ type Cache struct {
 
 	mu    sync.Mutex
 	blobs map[string]*cachedBlob
-	used  int64 // bytes of units held, over every blob on disk
+	used  int64 // bytes of pages held, over every blob on disk
 	clock atomic.Uint64
 }
+
+// pageSize is the granularity at which the cache tracks what it holds.
+const pageSize = 4096
+
+// mapSuffix names a blob's page map; caches of the older unit-map format
+// (".units") are removed when the cache opens.
+const mapSuffix = ".pages"
 
 // cacheFileMode is the mode of cache files: blob bytes of images the host
 // pulls, readable by root only.
@@ -49,14 +62,20 @@ func OpenCache(dir string, unit, limit int64) (*Cache, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".units") {
+		if hex, ok := strings.CutSuffix(e.Name(), ".units"); ok {
+			// An older cache layout: its bytes are not worth a migration.
+			os.Remove(filepath.Join(bdir, e.Name()))
+			os.Remove(filepath.Join(bdir, hex+".data"))
+			continue
+		}
+		if !strings.HasSuffix(e.Name(), mapSuffix) {
 			continue
 		}
 		bits, err := os.ReadFile(filepath.Join(bdir, e.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
 		}
-		c.used += int64(popcount(bits)) * unit
+		c.used += int64(popcount(bits)) * pageSize
 	}
 	return c, nil
 }
@@ -74,7 +93,7 @@ func popcount(b []byte) int {
 // Unit returns the fetch unit.
 func (c *Cache) Unit() int64 { return c.unit }
 
-// Used returns the bytes of units held.
+// Used returns the bytes of pages held.
 func (c *Cache) Used() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -82,27 +101,28 @@ func (c *Cache) Used() int64 {
 }
 
 // cachedBlob is one blob's bytes in the cache: a sparse data file and a
-// bitmap of the units it holds.
+// bitmap of the pages it holds.
 type cachedBlob struct {
 	c      *Cache
 	hex    string
 	size   int64
+	npages int
 	nunits int
 
-	// rw is held shared while units are read and exclusively while they
-	// are dropped, so that a reader never sees a unit vanish mid-read.
+	// rw is held shared while pages are read and exclusively while they
+	// are dropped, so that a reader never sees a page vanish mid-read.
 	rw      sync.RWMutex
 	mu      sync.Mutex // guards bits and the bitmap file
 	bits    []byte
 	data    *os.File
-	units   *os.File
-	lastUse []atomic.Uint64
+	pages   *os.File
+	lastUse []atomic.Uint64 // per fetch unit
 	refs    int
 }
 
-func (c *Cache) paths(hex string) (data, units string) {
+func (c *Cache) paths(hex string) (data, pages string) {
 	base := filepath.Join(c.dir, "blobs", "sha256", hex)
-	return base + ".data", base + ".units"
+	return base + ".data", base + mapSuffix
 }
 
 // blob opens the cache entry of a blob, creating it if needed.
@@ -119,45 +139,46 @@ func (c *Cache) blob(d v1.Hash, size int64) (*cachedBlob, error) {
 		b.refs++
 		return b, nil
 	}
-	dataPath, unitsPath := c.paths(d.Hex)
+	dataPath, pagesPath := c.paths(d.Hex)
 	data, err := os.OpenFile(dataPath, os.O_RDWR|os.O_CREATE, cacheFileMode)
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	units, err := os.OpenFile(unitsPath, os.O_RDWR|os.O_CREATE, cacheFileMode)
+	pages, err := os.OpenFile(pagesPath, os.O_RDWR|os.O_CREATE, cacheFileMode)
 	if err != nil {
 		data.Close()
 		return nil, fmt.Errorf("cache: %w", err)
 	}
+	npages := int((size + pageSize - 1) / pageSize)
 	nunits := int((size + c.unit - 1) / c.unit)
-	b := &cachedBlob{c: c, hex: d.Hex, size: size, nunits: nunits, data: data, units: units,
-		bits: make([]byte, (nunits+7)/8), lastUse: make([]atomic.Uint64, nunits), refs: 1}
+	b := &cachedBlob{c: c, hex: d.Hex, size: size, npages: npages, nunits: nunits, data: data, pages: pages,
+		bits: make([]byte, (npages+7)/8), lastUse: make([]atomic.Uint64, nunits), refs: 1}
 	fail := func(err error) (*cachedBlob, error) {
 		data.Close()
-		units.Close()
+		pages.Close()
 		return nil, fmt.Errorf("cache: blob %s: %w", d, err)
 	}
 	fi, err := data.Stat()
 	if err != nil {
 		return fail(err)
 	}
-	old, err := os.ReadFile(unitsPath)
+	old, err := os.ReadFile(pagesPath)
 	if err != nil {
 		return fail(err)
 	}
 	if fi.Size() != size || len(old) != len(b.bits) {
 		// New, or left in another shape: start over.
-		c.used -= int64(popcount(old)) * c.unit
+		c.used -= int64(popcount(old)) * pageSize
 		if err := data.Truncate(0); err != nil {
 			return fail(err)
 		}
 		if err := data.Truncate(size); err != nil {
 			return fail(err)
 		}
-		if err := units.Truncate(0); err != nil {
+		if err := pages.Truncate(0); err != nil {
 			return fail(err)
 		}
-		if _, err := units.WriteAt(b.bits, 0); err != nil {
+		if _, err := pages.WriteAt(b.bits, 0); err != nil {
 			return fail(err)
 		}
 	} else {
@@ -176,30 +197,41 @@ func (b *cachedBlob) close() error {
 		return nil
 	}
 	delete(c.blobs, b.hex)
-	return errors.Join(b.data.Close(), b.units.Close())
+	return errors.Join(b.data.Close(), b.pages.Close())
 }
 
+// has reports whether page i is held.
 func (b *cachedBlob) has(i int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.bits[i/8]&(1<<(i%8)) != 0
 }
 
-// unitRange returns the byte range of unit i.
-func (b *cachedBlob) unitRange(i int) (int64, int64) {
-	off := int64(i) * b.c.unit
-	return off, min(off+b.c.unit, b.size)
+// pageRange returns the byte range of pages first..last.
+func (b *cachedBlob) pageRange(first, last int) (int64, int64) {
+	return int64(first) * pageSize, min(int64(last+1)*pageSize, b.size)
 }
 
-// store writes the bytes of units first.. (p starts at unit first) and marks
-// them held. The data is written before the bitmap, so a crash between the
-// two leaves a unit unmarked, never marked and missing.
+// unitPages returns the pages of fetch unit u.
+func (b *cachedBlob) unitPages(u int) (int, int) {
+	per := int(b.c.unit / pageSize)
+	return u * per, min((u+1)*per, b.npages) - 1
+}
+
+// store writes p, the bytes of pages first.. (a whole number of pages, or
+// up to the end of the blob), and marks them held. The data is written
+// before the bitmap, so a crash between the two leaves a page unmarked,
+// never marked and missing.
 func (b *cachedBlob) store(first int, p []byte) error {
-	off, _ := b.unitRange(first)
+	off := int64(first) * pageSize
+	if end := off + int64(len(p)); len(p) == 0 || end > b.size || (end%pageSize != 0 && end != b.size) {
+		return fmt.Errorf("cache: store of %d bytes at %d does not end on a page of blob %s", len(p), off, b.hex[:12])
+	}
 	if _, err := b.data.WriteAt(p, off); err != nil {
 		return fmt.Errorf("cache: write blob %s at %d: %w", b.hex[:12], off, err)
 	}
-	last := first + int((int64(len(p))+b.c.unit-1)/b.c.unit) - 1
+	last := first + int((int64(len(p))+pageSize-1)/pageSize) - 1
+	t := b.c.clock.Add(1)
 	b.mu.Lock()
 	added := 0
 	for i := first; i <= last; i++ {
@@ -207,19 +239,21 @@ func (b *cachedBlob) store(first int, p []byte) error {
 			b.bits[i/8] |= 1 << (i % 8)
 			added++
 		}
-		b.lastUse[i].Store(b.c.clock.Add(1))
+	}
+	for u := off / b.c.unit; u <= (off+int64(len(p))-1)/b.c.unit; u++ {
+		b.lastUse[u].Store(t)
 	}
 	lo, hi := first/8, last/8+1
-	_, err := b.units.WriteAt(b.bits[lo:hi], int64(lo))
+	_, err := b.pages.WriteAt(b.bits[lo:hi], int64(lo))
 	b.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("cache: write unit map of %s: %w", b.hex[:12], err)
+		return fmt.Errorf("cache: write page map of %s: %w", b.hex[:12], err)
 	}
-	b.c.account(int64(added) * b.c.unit)
+	b.c.account(int64(added) * pageSize)
 	return nil
 }
 
-// drop forgets units first..last and frees their space.
+// drop forgets pages first..last and frees their space.
 func (b *cachedBlob) drop(first, last int) error {
 	b.rw.Lock()
 	defer b.rw.Unlock()
@@ -236,18 +270,17 @@ func (b *cachedBlob) dropLocked(first, last int) error {
 		}
 	}
 	lo, hi := first/8, last/8+1
-	_, err := b.units.WriteAt(b.bits[lo:hi], int64(lo))
+	_, err := b.pages.WriteAt(b.bits[lo:hi], int64(lo))
 	b.mu.Unlock()
 	b.c.mu.Lock()
-	b.c.used -= int64(removed) * b.c.unit
+	b.c.used -= int64(removed) * pageSize
 	b.c.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("cache: write unit map of %s: %w", b.hex[:12], err)
+		return fmt.Errorf("cache: write page map of %s: %w", b.hex[:12], err)
 	}
-	off, _ := b.unitRange(first)
-	_, end := b.unitRange(last)
+	off, end := b.pageRange(first, last)
 	// Punching a hole frees the space; a file system without it keeps the
-	// bytes, which is harmless once the unit is unmarked.
+	// bytes, which is harmless once the page is unmarked.
 	_ = unix.Fallocate(int(b.data.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, end-off)
 	return nil
 }
@@ -257,15 +290,14 @@ func (b *cachedBlob) readAt(p []byte, off int64) error {
 	if _, err := b.data.ReadAt(p, off); err != nil {
 		return fmt.Errorf("cache: read blob %s at %d: %w", b.hex[:12], off, err)
 	}
-	first, last := int(off/b.c.unit), int((off+int64(len(p))-1)/b.c.unit)
 	t := b.c.clock.Add(1)
-	for i := first; i <= last; i++ {
-		b.lastUse[i].Store(t)
+	for u := off / b.c.unit; u <= (off+int64(len(p))-1)/b.c.unit; u++ {
+		b.lastUse[u].Store(t)
 	}
 	return nil
 }
 
-// account adds n bytes of held units and evicts when over the bound.
+// account adds n bytes of held pages and evicts when over the bound.
 func (c *Cache) account(n int64) {
 	c.mu.Lock()
 	c.used += n
@@ -277,8 +309,8 @@ func (c *Cache) account(n int64) {
 }
 
 // evict frees space down to 90% of the bound: first whole blobs that no
-// open image uses, oldest first, then the least recently used units of open
-// blobs.
+// open image uses, oldest first, then the least recently used fetch units
+// of open blobs.
 func (c *Cache) evict() {
 	target := c.limit / 10 * 9
 	c.mu.Lock()
@@ -302,9 +334,13 @@ func (c *Cache) evict() {
 	}
 	var cands []cand
 	for _, b := range blobs {
-		for i := 0; i < b.nunits; i++ {
-			if b.has(i) {
-				cands = append(cands, cand{b, i, b.lastUse[i].Load()})
+		for u := 0; u < b.nunits; u++ {
+			first, last := b.unitPages(u)
+			for i := first; i <= last; i++ {
+				if b.has(i) {
+					cands = append(cands, cand{b, u, b.lastUse[u].Load()})
+					break
+				}
 			}
 		}
 	}
@@ -321,7 +357,7 @@ func (c *Cache) evict() {
 		if c.Used() <= target {
 			return
 		}
-		k.b.drop(k.i, k.i)
+		k.b.drop(k.b.unitPages(k.i))
 	}
 }
 
@@ -338,7 +374,7 @@ func (c *Cache) evictClosed(open map[string]bool, target int64) {
 	}
 	var olds []old
 	for _, e := range entries {
-		hex, ok := strings.CutSuffix(e.Name(), ".units")
+		hex, ok := strings.CutSuffix(e.Name(), mapSuffix)
 		if !ok || open[hex] {
 			continue
 		}
@@ -351,16 +387,16 @@ func (c *Cache) evictClosed(open map[string]bool, target int64) {
 		if c.Used() <= target {
 			return
 		}
-		dataPath, unitsPath := c.paths(o.hex)
-		bits, _ := os.ReadFile(unitsPath)
+		dataPath, pagesPath := c.paths(o.hex)
+		bits, _ := os.ReadFile(pagesPath)
 		c.mu.Lock()
 		if c.blobs[o.hex] != nil { // opened meanwhile
 			c.mu.Unlock()
 			continue
 		}
-		os.Remove(unitsPath)
+		os.Remove(pagesPath)
 		os.Remove(dataPath)
-		c.used -= int64(popcount(bits)) * c.unit
+		c.used -= int64(popcount(bits)) * pageSize
 		c.mu.Unlock()
 	}
 }

@@ -53,14 +53,32 @@ func (f *httpFetcher) Fetch(ctx context.Context, p []byte, off int64) (int, erro
 	if off < 0 || off+int64(len(p)) > f.size {
 		return 0, fmt.Errorf("fetch %d+%d: outside the blob of %d bytes", off, len(p), f.size)
 	}
-	client, base, err := f.reg.get()
+	client, url, err := f.url()
 	if err != nil {
 		return 0, err
 	}
-	url := base + f.digest.String()
+	n, err := f.retrying(ctx, func() error { return f.once(ctx, client, url, p, off) })
+	if err != nil {
+		return n, fmt.Errorf("fetch %d+%d: %w", off, len(p), err)
+	}
+	return n, nil
+}
+
+func (f *httpFetcher) url() (*http.Client, string, error) {
+	client, base, err := f.reg.get()
+	if err != nil {
+		return nil, "", err
+	}
+	return client, base + f.digest.String(), nil
+}
+
+// retrying runs one attempt after another, with jittered exponential
+// backoff, until one succeeds, the error is permanent or the tries run out.
+func (f *httpFetcher) retrying(ctx context.Context, once func() error) (int, error) {
+	var err error
 	pause := f.retry.backoff
 	for attempt := 1; attempt <= f.retry.attempts; attempt++ {
-		err = f.once(ctx, client, url, p, off)
+		err = once()
 		if err == nil {
 			return attempt, nil
 		}
@@ -71,7 +89,7 @@ func (f *httpFetcher) Fetch(ctx context.Context, p []byte, off int64) (int, erro
 		if attempt == f.retry.attempts {
 			break
 		}
-		f.log.Debug("backstore: fetch failed, retrying", "url", url, "off", off, "len", len(p), "attempt", attempt, "err", err)
+		f.log.Debug("backstore: fetch failed, retrying", "blob", f.digest, "attempt", attempt, "err", err)
 		// Jitter keeps many readers from retrying in step.
 		d := pause/2 + rand.N(pause)
 		select {
@@ -81,7 +99,7 @@ func (f *httpFetcher) Fetch(ctx context.Context, p []byte, off int64) (int, erro
 		}
 		pause = min(2*pause, 2*time.Second)
 	}
-	return f.retry.attempts, fmt.Errorf("fetch %d+%d after %d attempts: %w", off, len(p), f.retry.attempts, err)
+	return f.retry.attempts, fmt.Errorf("after %d attempts: %w", f.retry.attempts, err)
 }
 
 func (f *httpFetcher) once(ctx context.Context, client *http.Client, url string, p []byte, off int64) error {
@@ -152,26 +170,39 @@ func (i *idleReader) Read(p []byte) (int, error) {
 
 // checkContentRange verifies "bytes a-b/total" against what was asked.
 func checkContentRange(v string, off, end, size int64) error {
+	a, b, err := parseContentRange(v, size)
+	if err != nil {
+		return err
+	}
+	if a != off || b != end {
+		return fmt.Errorf("Content-Range %q does not match the requested %d-%d", v, off, end)
+	}
+	return nil
+}
+
+// parseContentRange parses "bytes a-b/total" (total may be "*") of a blob
+// of the given size.
+func parseContentRange(v string, size int64) (int64, int64, error) {
 	rest, ok := strings.CutPrefix(v, "bytes ")
 	if !ok {
-		return fmt.Errorf("bad Content-Range %q", v)
+		return 0, 0, fmt.Errorf("bad Content-Range %q", v)
 	}
 	rng, total, _ := strings.Cut(rest, "/")
 	a, b, ok := strings.Cut(rng, "-")
 	if !ok {
-		return fmt.Errorf("bad Content-Range %q", v)
+		return 0, 0, fmt.Errorf("bad Content-Range %q", v)
 	}
 	ai, err1 := strconv.ParseInt(a, 10, 64)
 	bi, err2 := strconv.ParseInt(b, 10, 64)
-	if err1 != nil || err2 != nil || ai != off || bi != end {
-		return fmt.Errorf("Content-Range %q does not match the requested %d-%d", v, off, end)
+	if err1 != nil || err2 != nil || ai < 0 || bi < ai || bi >= size {
+		return 0, 0, fmt.Errorf("bad Content-Range %q for a blob of %d bytes", v, size)
 	}
 	if total != "*" {
 		if t, err := strconv.ParseInt(total, 10, 64); err != nil || t != size {
-			return fmt.Errorf("Content-Range %q: blob size is not %d", v, size)
+			return 0, 0, fmt.Errorf("Content-Range %q: blob size is not %d", v, size)
 		}
 	}
-	return nil
+	return ai, bi, nil
 }
 
 // fileFetcher reads a blob from a local file (an OCI layout's blob).

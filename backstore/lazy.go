@@ -10,12 +10,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// maxRun bounds the bytes of one range request: long runs of missing units
-// are split so that one slow request does not hold up everything.
-const maxRun = 4 << 20
-
-// lazyBlob is a blob read through the cache: missing units are fetched on
-// first use, and concurrent readers of the same missing unit share one fetch.
+// lazyBlob is a blob read through the cache: missing pages are fetched on
+// first use, and concurrent readers of the same missing page share one fetch.
 type lazyBlob struct {
 	ctx    context.Context // the backstore's lifetime
 	layer  int
@@ -26,11 +22,11 @@ type lazyBlob struct {
 	obs    []Observer
 
 	mu       sync.Mutex
-	inflight map[int]*call
+	inflight map[int]*call // by page
 	demand   *atomic.Int64 // the backstore's count of demand fetches in flight
 }
 
-// call is one fetch in flight, covering some units.
+// call is one fetch in flight, covering some pages.
 type call struct {
 	done chan struct{}
 	err  error
@@ -47,7 +43,7 @@ func (b *lazyBlob) ReadAt(p []byte, off int64) (int, error) {
 	}
 	b.cache.rw.RLock()
 	defer b.cache.rw.RUnlock()
-	// A unit dropped between ensure and here (checksum retry, eviction) is
+	// A page dropped between ensure and here (checksum retry, eviction) is
 	// fetched again.
 	for tries := 0; !b.held(off, n); tries++ {
 		b.cache.rw.RUnlock()
@@ -69,14 +65,13 @@ func (b *lazyBlob) ReadAt(p []byte, off int64) (int, error) {
 	return int(n), nil
 }
 
-func (b *lazyBlob) units(off, n int64) (int, int) {
-	u := b.cache.c.unit
-	return int(off / u), int((off + n - 1) / u)
+func (b *lazyBlob) pages(off, n int64) (int, int) {
+	return int(off / pageSize), int((off + n - 1) / pageSize)
 }
 
-// held reports whether every unit of [off, off+n) is in the cache.
+// held reports whether every page of [off, off+n) is in the cache.
 func (b *lazyBlob) held(off, n int64) bool {
-	first, last := b.units(off, n)
+	first, last := b.pages(off, n)
 	for i := first; i <= last; i++ {
 		if !b.cache.has(i) {
 			return false
@@ -85,59 +80,126 @@ func (b *lazyBlob) held(off, n int64) bool {
 	return true
 }
 
-// ensure makes [off, off+n) present in the cache: it fetches the missing
-// units nobody is fetching yet, in runs of adjacent units, and waits for the
-// ones already in flight.
+// Extent is a byte range of a blob.
+type Extent struct{ Offset, Length int64 }
+
+// End returns the first byte after the extent.
+func (e Extent) End() int64 { return e.Offset + e.Length }
+
+// ensure makes [off, off+n) present in the cache for a read: what is
+// missing of the fetch units around it is fetched (a demand read pays a
+// round trip, so it brings its neighbourhood along), and pages already in
+// flight are waited for.
 func (b *lazyBlob) ensure(ctx context.Context, off, n int64, cause Cause) error {
-	first, last := b.units(off, n)
-	var wait []*call
-	type run struct {
-		first, last int
-		c           *call
+	u := b.cache.c.unit
+	lo, hi := off/u*u, min((off+n+u-1)/u*u, b.size)
+	needFirst, needLast := b.pages(off, n)
+	return b.get(ctx, []Extent{{lo, hi - lo}}, func(p int) bool { return p >= needFirst && p <= needLast }, cause)
+}
+
+// ensureExact makes exactly the given ranges (rounded out to pages) present,
+// fetching what is missing in as few requests as the fetcher allows.
+func (b *lazyBlob) ensureExact(ctx context.Context, ranges []Extent, cause Cause) error {
+	return b.get(ctx, ranges, func(int) bool { return true }, cause)
+}
+
+// Limits of one request: bytes, so that one slow request does not hold up
+// everything, and ranges, so that the Range header stays short.
+const (
+	maxRun       = 4 << 20
+	maxReqRanges = 64
+)
+
+// pageRun is a run of adjacent pages, fetched as one range; c is done when
+// they are stored.
+type pageRun struct {
+	first, last int
+	c           *call
+}
+
+// request is what one (multi-range) request brings.
+type request struct {
+	runs  []pageRun
+	bytes int64
+}
+
+// get fetches the missing pages of fill that nobody is fetching yet, and
+// waits for those in flight that need says the caller needs.
+func (b *lazyBlob) get(ctx context.Context, fill []Extent, need func(page int) bool, cause Cause) error {
+	var (
+		reqs []*request
+		wait []*call
+		seen = map[*call]bool{}
+	)
+	add := func(p int) {
+		var r *request
+		if k := len(reqs); k > 0 {
+			r = reqs[k-1]
+			lr := &r.runs[len(r.runs)-1]
+			if lr.last == p-1 && r.bytes+pageSize <= maxRun {
+				lr.last = p
+				r.bytes += pageSize
+				b.inflight[p] = lr.c
+				return
+			}
+			if r.bytes+pageSize > maxRun || len(r.runs) == maxReqRanges {
+				r = nil
+			}
+		}
+		if r == nil {
+			r = &request{}
+			reqs = append(reqs, r)
+		}
+		c := &call{done: make(chan struct{})}
+		r.runs = append(r.runs, pageRun{p, p, c})
+		r.bytes += pageSize
+		b.inflight[p] = c
 	}
-	var runs []run
 	b.mu.Lock()
-	for i := first; i <= last; i++ {
-		if c, ok := b.inflight[i]; ok {
-			wait = append(wait, c)
+	// Neighbours are fetched only along with a needed page: a read whose
+	// pages are all here or on their way costs no request.
+	lacking := false
+	for _, e := range fill {
+		first, last := b.pages(e.Offset, e.Length)
+		for p := first; p <= last && !lacking && e.Length > 0; p++ {
+			_, flying := b.inflight[p]
+			lacking = need(p) && !flying && !b.cache.has(p)
+		}
+	}
+	for _, e := range fill {
+		if e.Length <= 0 {
 			continue
 		}
-		if b.cache.has(i) {
-			continue
+		first, last := b.pages(e.Offset, e.Length)
+		for p := first; p <= last; p++ {
+			if c, ok := b.inflight[p]; ok {
+				if need(p) && !seen[c] {
+					seen[c] = true
+					wait = append(wait, c)
+				}
+				continue
+			}
+			if lacking && !b.cache.has(p) {
+				add(p)
+			}
 		}
-		unit := b.cache.c.unit
-		if k := len(runs); k > 0 && runs[k-1].last == i-1 && int64(i-runs[k-1].first+1)*unit <= maxRun {
-			runs[k-1].last = i
-		} else {
-			runs = append(runs, run{first: i, last: i, c: &call{done: make(chan struct{})}})
-		}
-		b.inflight[i] = runs[len(runs)-1].c
 	}
 	b.mu.Unlock()
 
 	var wg sync.WaitGroup
-	for k := range runs {
-		r := runs[k]
-		fetchRun := func() {
-			r.c.err = b.fetchRun(ctx, r.first, r.last, cause)
-			b.mu.Lock()
-			for i := r.first; i <= r.last; i++ {
-				delete(b.inflight, i)
-			}
-			b.mu.Unlock()
-			close(r.c.done)
-		}
-		if k == len(runs)-1 {
-			fetchRun() // the last one in this goroutine
+	errs := make([]error, len(reqs))
+	for k, r := range reqs {
+		if k == len(reqs)-1 {
+			errs[k] = b.fetchRuns(ctx, r.runs, cause) // the last one in this goroutine
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); fetchRun() }()
+		go func() { defer wg.Done(); errs[k] = b.fetchRuns(ctx, r.runs, cause) }()
 	}
 	wg.Wait()
-	for _, r := range runs {
-		if r.c.err != nil {
-			return r.c.err
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	for _, c := range wait {
@@ -153,35 +215,81 @@ func (b *lazyBlob) ensure(ctx context.Context, off, n int64, cause Cause) error 
 	return nil
 }
 
-// fetchRun fetches units first..last in one range request and stores them.
-func (b *lazyBlob) fetchRun(ctx context.Context, first, last int, cause Cause) error {
-	off, _ := b.cache.unitRange(first)
-	_, end := b.cache.unitRange(last)
-	buf := make([]byte, end-off)
+// fetchRuns fetches runs of pages, in one request when the fetcher can
+// serve several ranges at once, and stores each run as soon as it has
+// arrived, so that a reader waiting for it need not wait for the rest.
+func (b *lazyBlob) fetchRuns(ctx context.Context, runs []pageRun, cause Cause) error {
+	offs := make([]int64, len(runs))
+	bufs := make([][]byte, len(runs))
+	var total int64
+	for i, r := range runs {
+		off, end := b.cache.pageRange(r.first, r.last)
+		offs[i], bufs[i] = off, make([]byte, end-off)
+		total += end - off
+	}
 	if cause == CauseDemand && b.demand != nil {
 		b.demand.Add(1)
 		defer b.demand.Add(-1)
 	}
+	finished := make([]bool, len(runs))
+	finish := func(i int, err error) {
+		if finished[i] {
+			return
+		}
+		finished[i] = true
+		r := runs[i]
+		if err == nil {
+			err = b.cache.store(r.first, bufs[i])
+		}
+		r.c.err = err
+		b.mu.Lock()
+		for p := r.first; p <= r.last; p++ {
+			delete(b.inflight, p)
+		}
+		b.mu.Unlock()
+		close(r.c.done)
+	}
 	start := time.Now()
-	attempts, err := b.fetch.Fetch(ctx, buf, off)
-	if err == nil {
-		err = b.cache.store(first, buf)
+	var attempts int
+	var err error
+	if rf, ok := b.fetch.(RangeFetcher); ok && len(runs) > 1 {
+		attempts, err = rf.FetchRanges(ctx, offs, bufs, func(i int) { finish(i, nil) })
+	} else {
+		for i := range runs {
+			var a int
+			a, err = b.fetch.Fetch(ctx, bufs[i], offs[i])
+			attempts += a
+			if err != nil {
+				break
+			}
+			finish(i, nil)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("layer %d blob %s: %w", b.layer, b.digest, err)
+	}
+	for i := range runs {
+		finish(i, err)
+		if err == nil && runs[i].c.err != nil {
+			err = runs[i].c.err // a store failed
+		}
 	}
 	if len(b.obs) > 0 {
-		ev := BlobFetch{Layer: b.layer, Digest: b.digest, Offset: off, Length: end - off, Cause: cause,
+		ev := BlobFetch{Layer: b.layer, Digest: b.digest, Offset: offs[0], Length: total, Ranges: len(runs), Cause: cause,
 			Start: start, Latency: time.Since(start), Attempts: attempts, Err: err}
 		for _, o := range b.obs {
 			o.BlobFetch(ev)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("layer %d blob %s: %w", b.layer, b.digest, err)
-	}
-	return nil
+	return err
 }
 
-// dropRange forgets the cached units that hold blob bytes [start, end).
+// dropRange forgets the cached fetch units that hold blob bytes
+// [start, end): bytes that failed a checksum came with a fetch that may have
+// gone wrong elsewhere too.
 func (b *lazyBlob) dropRange(start, end int64) error {
-	first, last := b.units(start, end-start)
+	u := b.cache.c.unit
+	lo, hi := start/u*u, min((end+u-1)/u*u, b.size)
+	first, last := b.pages(lo, hi-lo)
 	return b.cache.drop(first, last)
 }

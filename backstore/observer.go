@@ -38,11 +38,13 @@ type DeviceRead struct {
 	Err            error
 }
 
-// BlobFetch is one range request for a layer blob.
+// BlobFetch is one request for a layer blob: Ranges byte ranges, the first
+// at Offset, Length bytes in all.
 type BlobFetch struct {
 	Layer          int // index in the image, 0 = bottom
 	Digest         v1.Hash
 	Offset, Length int64 // blob coordinates
+	Ranges         int
 	Cause          Cause
 	Start          time.Time
 	Latency        time.Duration

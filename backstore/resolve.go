@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -33,7 +34,8 @@ type resolved struct {
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
-func (r *resolved) Digest() (v1.Hash, error) { return r.digest, nil }
+func (r *resolved) Digest() (v1.Hash, error)     { return r.digest, nil }
+func (r *resolved) RawManifest() ([]byte, error) { return r.manifest, nil }
 func (r *resolved) Manifest() (*v1.Manifest, error) {
 	return v1.ParseManifest(bytesReader(r.manifest))
 }
@@ -45,6 +47,7 @@ func (r *resolved) ConfigFile() (*v1.ConfigFile, error) {
 type image interface {
 	Digest() (v1.Hash, error)
 	Manifest() (*v1.Manifest, error)
+	RawManifest() ([]byte, error)
 	ConfigFile() (*v1.ConfigFile, error)
 }
 
@@ -248,6 +251,8 @@ type registryClient struct {
 	ctx  context.Context
 	ref  imageref.Ref
 	opts []imageref.Option
+
+	multi atomic.Int32 // multiUnknown, multiYes or multiNo
 
 	once   sync.Once
 	client *http.Client

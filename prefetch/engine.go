@@ -13,7 +13,12 @@ import (
 
 // Target is what the engine fetches through.
 type Target interface {
+	// Prefetch fetches a range as a demand read would, in whole fetch
+	// units.
 	Prefetch(ctx context.Context, layer int, off, n int64) error
+	// PrefetchExact fetches exactly the given ranges, in as few requests
+	// as the registry allows.
+	PrefetchExact(ctx context.Context, layer int, ranges []backstore.Extent) error
 	DemandInFlight() int
 	BlobRanges(off, n int64) []backstore.BlobRange
 }
@@ -50,6 +55,15 @@ type Option func(*Engine)
 // WithWorkers sets how many units are fetched at once (default 8).
 func WithWorkers(n int) Option { return func(e *Engine) { e.workers = max(n, 1) } }
 
+// WithBatch sets how many bytes of consecutive units of a layer one worker
+// fetches together, as one multi-range request where the registry serves
+// those (default 2 MiB). 0 fetches each unit by itself, in whole fetch
+// units as a demand read would: the way overlaybd's own replay reads.
+func WithBatch(n int64) Option { return func(e *Engine) { e.batch = max(n, 0) } }
+
+// maxBatchUnits bounds the ranges of one batch, and so of one request.
+const maxBatchUnits = 48
+
 // WithPriority controls whether the engine holds back while demand reads
 // fetch (default on; overlaybd's own replay has none).
 func WithPriority(on bool) Option { return func(e *Engine) { e.priority = on } }
@@ -63,6 +77,7 @@ type Engine struct {
 	plan     *replay.Plan
 	t        Target
 	workers  int
+	batch    int64
 	priority bool
 	follow   bool
 
@@ -81,7 +96,7 @@ type Engine struct {
 // Start starts fetching the plan's units. Register the engine as a
 // backstore observer (it implements DeviceRead) so it sees demand.
 func Start(ctx context.Context, plan *replay.Plan, t Target, opts ...Option) *Engine {
-	e := &Engine{plan: plan, t: t, workers: 8, priority: true, follow: true,
+	e := &Engine{plan: plan, t: t, workers: 8, batch: 2 << 20, priority: true, follow: true,
 		states: make([]unitState, len(plan.Units)), byLyr: map[int][]int{}, done: make(chan struct{}), start: time.Now()}
 	for _, o := range opts {
 		o(e)
@@ -107,31 +122,56 @@ func Start(ctx context.Context, plan *replay.Plan, t Target, opts ...Option) *En
 	return e
 }
 
-// next claims the next pending unit at or after the cursor; when none is
-// left there, the ones the cursor jumped over, in order.
-func (e *Engine) next() (int, bool) {
+// next claims the next pending unit at or after the cursor (when none is
+// left there, the ones the cursor jumped over, in order) and, when batching,
+// the pending units of the same layer that follow it in the plan.
+func (e *Engine) next() []int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	claim := func(i int) bool {
+	claimable := func(i int) bool {
 		s := &e.states[i]
-		if s.fetching || s.fetched || s.demanded || s.outcome == Failed {
-			return false
-		}
+		return !s.fetching && !s.fetched && !s.demanded && s.outcome != Failed
+	}
+	claim := func(i int) {
+		s := &e.states[i]
 		s.fetching, s.started = true, time.Now()
-		return true
 	}
+	first := -1
 	for ; e.cursor < len(e.states); e.cursor++ {
-		if claim(e.cursor) {
+		if claimable(e.cursor) {
+			first = e.cursor
 			e.cursor++
-			return e.cursor - 1, true
+			break
 		}
 	}
-	for i := range e.states {
-		if claim(i) {
-			return i, true
+	if first < 0 {
+		for i := range e.states {
+			if claimable(i) {
+				first = i
+				break
+			}
 		}
 	}
-	return 0, false
+	if first < 0 {
+		return nil
+	}
+	claim(first)
+	batch := []int{first}
+	u := e.plan.Units[first]
+	bytes := u.Length
+	for j := first + 1; e.batch > 0 && j < len(e.states) && len(batch) < maxBatchUnits; j++ {
+		if !claimable(j) {
+			continue
+		}
+		v := e.plan.Units[j]
+		if v.Layer != u.Layer || bytes+v.Length > e.batch {
+			break
+		}
+		claim(j)
+		batch = append(batch, j)
+		bytes += v.Length
+	}
+	return batch
 }
 
 func (e *Engine) work(ctx context.Context) {
@@ -147,24 +187,37 @@ func (e *Engine) work(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		i, ok := e.next()
-		if !ok {
+		batch := e.next()
+		if batch == nil {
 			return
 		}
-		u := e.plan.Units[i]
-		err := e.t.Prefetch(ctx, u.Layer, u.Offset, u.Length)
-		e.mu.Lock()
-		s := &e.states[i]
-		s.fetching, s.done = false, time.Now()
-		if err != nil {
-			if ctx.Err() == nil {
-				slog.Debug("prefetch: unit failed", "layer", u.Layer, "off", u.Offset, "len", u.Length, "err", err)
-			}
-			s.outcome = Failed
+		var err error
+		if e.batch == 0 {
+			u := e.plan.Units[batch[0]]
+			err = e.t.Prefetch(ctx, u.Layer, u.Offset, u.Length)
 		} else {
-			s.fetched = true
+			ranges := make([]backstore.Extent, len(batch))
+			for k, i := range batch {
+				u := e.plan.Units[i]
+				ranges[k] = backstore.Extent{Offset: u.Offset, Length: u.Length}
+			}
+			err = e.t.PrefetchExact(ctx, e.plan.Units[batch[0]].Layer, ranges)
+		}
+		e.mu.Lock()
+		for _, i := range batch {
+			s := &e.states[i]
+			s.fetching, s.done = false, time.Now()
+			if err != nil {
+				s.outcome = Failed
+			} else {
+				s.fetched = true
+			}
 		}
 		e.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			u := e.plan.Units[batch[0]]
+			slog.Debug("prefetch: batch failed", "layer", u.Layer, "off", u.Offset, "units", len(batch), "err", err)
+		}
 	}
 }
 

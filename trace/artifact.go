@@ -268,6 +268,11 @@ func List(ctx context.Context, ref imageref.Ref, opts ...imageref.Option) ([]Inf
 	if err != nil {
 		return nil, err
 	}
+	return referrers(n, subject, ropts)
+}
+
+// referrers lists the traces attached to subject in n's repository.
+func referrers(n name.Reference, subject v1.Descriptor, ropts []remote.Option) ([]Info, error) {
 	idx, err := remote.Referrers(n.Context().Digest(subject.Digest.String()), ropts...)
 	if err != nil {
 		return nil, fmt.Errorf("trace: list referrers of %s: %w", subject.Digest, err)
@@ -301,8 +306,14 @@ type PullOption func(*pullConfig)
 type pullConfig struct {
 	digest   string
 	workload string
+	subject  *v1.Descriptor
 	opts     []imageref.Option
 }
+
+// WithSubject says which image manifest ref resolves to, when the caller
+// has resolved it already: Pull then asks the registry only for the
+// referrers, the artifact and its blob.
+func WithSubject(d v1.Descriptor) PullOption { return func(c *pullConfig) { c.subject = &d } }
 
 // WithDigest pins the trace artifact by digest.
 func WithDigest(d string) PullOption { return func(c *pullConfig) { c.digest = d } }
@@ -322,13 +333,30 @@ func Pull(ctx context.Context, ref imageref.Ref, opts ...PullOption) (*Trace, v1
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n, ropts, subject, _, err := image(ctx, ref, cfg.opts)
-	if err != nil {
+	var (
+		n       name.Reference
+		ropts   []remote.Option
+		subject v1.Descriptor
+		err     error
+	)
+	if cfg.subject != nil {
+		subject = *cfg.subject
+		if n, ropts, err = imageref.Remote(ctx, ref, cfg.opts...); err != nil {
+			return nil, v1.Hash{}, err
+		}
+		ropts = append(ropts, remote.WithReferrersTagFallback(true))
+	} else if n, ropts, subject, _, err = image(ctx, ref, cfg.opts); err != nil {
 		return nil, v1.Hash{}, err
 	}
+	// One transport for every request below: one authentication ping.
+	puller, err := remote.NewPuller(ropts...)
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("trace: %w", err)
+	}
+	ropts = append(ropts, remote.Reuse(puller))
 	digest := cfg.digest
 	if digest == "" {
-		infos, err := List(ctx, ref, cfg.opts...)
+		infos, err := referrers(n, subject, ropts)
 		if err != nil {
 			return nil, v1.Hash{}, err
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,6 +155,10 @@ func TestMountServesTree(t *testing.T) {
 	}
 	if ro, _ := os.ReadFile("/sys/block/" + filepath.Base(d.LoopDevice()) + "/ro"); strings.TrimSpace(string(ro)) != "1" {
 		t.Errorf("%s is not read-only", d.LoopDevice())
+	}
+	// Not the megabytes the kernel gives a loop device over FUSE.
+	if ra, _ := os.ReadFile("/sys/block/" + filepath.Base(d.LoopDevice()) + "/queue/read_ahead_kb"); strings.TrimSpace(string(ra)) != strconv.Itoa(DefaultReadAhead) {
+		t.Errorf("%s has readahead %q KiB, want %d", d.LoopDevice(), strings.TrimSpace(string(ra)), DefaultReadAhead)
 	}
 	if err := os.WriteFile(filepath.Join(d.Target(), "new"), nil, 0o644); !errors.Is(err, syscall.EROFS) {
 		t.Errorf("creating a file: %v, want EROFS", err)

@@ -53,7 +53,8 @@ type benchResults struct {
 
 func newBenchCmd() *cobra.Command {
 	var rf registryFlags
-	var ready, modes, out, bandwidth, traceSel, workload string
+	var ready, modes, out, bandwidth string
+	rp := replayFlags{trace: "auto", workers: defaultPrefetchWorkers, batch: defaultPrefetchBatch}
 	var runs int
 	var rtt, timeout time.Duration
 	cmd := &cobra.Command{
@@ -115,7 +116,7 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 				for k := range ms {
 					// Rotate the order so that no mode always follows another.
 					mode := ms[(k+run-1)%len(ms)]
-					st, err := benchOnce(cmd, mode, shaped, args[1:], rf, probe, timeout, traceSel, workload, filepath.Join(work, fmt.Sprintf("cache-%d-%s", run, mode)), warmCache, proxy)
+					st, err := benchOnce(cmd, mode, shaped, args[1:], rf, probe, timeout, rp, filepath.Join(work, fmt.Sprintf("cache-%d-%s", run, mode)), warmCache, proxy)
 					if err != nil {
 						return fmt.Errorf("run %d, %s: %w", run, mode, err)
 					}
@@ -152,22 +153,26 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 	fl.StringVar(&bandwidth, "bandwidth", "100Mbit", "link bandwidth (e.g. 100Mbit, 12MiB; 0: unlimited)")
 	fl.StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
 	fl.DurationVar(&timeout, "timeout", 10*time.Minute, "give up on a start not ready within this")
-	fl.StringVar(&traceSel, "trace", "auto", "trace for prefetch and fifo: auto, FILE or sha256:DIGEST")
-	fl.StringVar(&workload, "workload", "", "with --trace auto: which workload's trace")
+	fl.StringVar(&rp.trace, "trace", "auto", "trace for prefetch and fifo: auto, FILE or sha256:DIGEST")
+	fl.StringVar(&rp.workload, "workload", "", "with --trace auto: which workload's trace")
+	fl.IntVar(&rp.workers, "prefetch-workers", defaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
+	fl.Int64Var(&rp.batch, "prefetch-batch", defaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
 	fl.StringVarP(&out, "output", "o", "", "results JSON file")
 	return cmd
 }
 
 // benchOnce makes one start in a mode.
 func benchOnce(cmd *cobra.Command, mode, ref string, args []string, rf registryFlags, probe launch.Probe, timeout time.Duration,
-	traceSel, workload, cache, warmCache string, proxy *netshape.Proxy) (benchStart, error) {
+	base replayFlags, cache, warmCache string, proxy *netshape.Proxy) (benchStart, error) {
 	bf := backstoreFlags{cacheDir: cache, cacheLimit: "0", stateDir: filepath.Join(filepath.Dir(cache), "state"), idle: 10 * time.Second, attempts: 6}
-	rp := replayFlags{trace: "none", workers: 8, policy: "dejavu"}
+	rp := base
+	rp.policy = "dejavu"
+	if mode != "prefetch" && mode != "fifo" {
+		rp.trace = "none"
+	}
 	switch mode {
-	case "prefetch":
-		rp.trace, rp.workload = traceSel, workload
 	case "fifo":
-		rp.trace, rp.workload, rp.policy = traceSel, workload, "fifo"
+		rp.policy = "fifo"
 	case "warm":
 		bf.cacheDir = warmCache
 		if _, err := os.Stat(warmCache); err != nil {

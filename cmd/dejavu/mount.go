@@ -12,6 +12,7 @@ import (
 
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
+	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/prefetch"
 )
 
@@ -77,26 +78,30 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 	if hooks.reads != nil {
 		extra = append(extra, backstore.WithObserver(readCounter{hooks.reads}))
 	}
-	var slot *backstore.Slot
+	var early *earlyReplay
 	if hooks.replay != nil && hooks.replay.trace != "none" {
-		slot = &backstore.Slot{}
-		extra = append(extra, backstore.WithObserver(slot))
+		r, err := imageref.Parse(ref)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		early = newEarlyReplay(ctx, hooks.replay, r, rf)
+		extra = append(extra, early.options()...)
 	}
+	start := time.Now()
 	bs, err := f.open(ctx, ref, rf, extra...)
+	if early != nil {
+		early.opened(err == nil)
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	slog.Debug("image opened", "after", time.Since(start))
 	if hooks.opened != nil {
 		hooks.opened(bs)
 	}
-	// The replay starts as the device opens, ahead of the mount's reads.
 	var pf *prefetcher
-	if slot != nil {
-		t, err := hooks.replay.load(ctx, bs, rf)
-		if err == nil && t != nil {
-			pf, err = hooks.replay.start(ctx, bs, slot, t)
-		}
-		if err != nil {
+	if early != nil {
+		if pf, err = early.wait(ctx); err != nil {
 			bs.Close()
 			return nil, nil, nil, err
 		}
@@ -113,6 +118,7 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 		bs.Close()
 		return nil, nil, nil, err
 	}
+	slog.Debug("mounted", "after", time.Since(start))
 	return bs, dev, func() error {
 		if pf != nil {
 			pf.eng.Stop()

@@ -6,14 +6,24 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/prefetch"
 	"github.com/dejavu-project/dejavu/replay"
 	"github.com/dejavu-project/dejavu/trace"
+)
+
+// Prefetch defaults: a few requests of a couple of MiB each keep a link of
+// tens of ms and ~100 Mbit/s busy, while the ranges the program needs next
+// are never queued far behind others.
+const (
+	defaultPrefetchWorkers = 4
+	defaultPrefetchBatch   = 2 << 20
 )
 
 // replayFlags choose the trace a mount prefetches and how.
@@ -22,6 +32,7 @@ type replayFlags struct {
 	workload string
 	policy   string
 	workers  int
+	batch    int64
 }
 
 func (f *replayFlags) register(cmd *cobra.Command) {
@@ -29,7 +40,8 @@ func (f *replayFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.trace, "trace", "auto", "trace to prefetch: auto (the one attached to the image), none, a FILE, or sha256:DIGEST of an attached trace")
 	fl.StringVar(&f.workload, "workload", "", "with --trace auto: which workload's trace, when several are attached")
 	fl.StringVar(&f.policy, "replay-policy", "dejavu", "dejavu, or fifo (overlaybd's own: recorded order, no joining, 16 workers, no priority)")
-	fl.IntVar(&f.workers, "prefetch-workers", 8, "units fetched at once")
+	fl.IntVar(&f.workers, "prefetch-workers", defaultPrefetchWorkers, "requests the prefetcher keeps in flight")
+	fl.Int64Var(&f.batch, "prefetch-batch", defaultPrefetchBatch, "bytes of trace ranges one prefetch request asks for (several ranges in one request where the registry allows)")
 }
 
 // prefetcher starts replaying a trace on an opened image; stop ends it.
@@ -38,23 +50,23 @@ type prefetcher struct {
 	plan *replay.Plan
 }
 
-// load finds the trace to replay, or nil when there is none to use.
-func (f *replayFlags) load(ctx context.Context, bs *backstore.Backstore, rf registryFlags) (*trace.Trace, error) {
+// load finds the trace to replay, or nil when there is none to use, for
+// the image manifest that ref resolved to (local: from the cache).
+func (f *replayFlags) load(ctx context.Context, ref imageref.Ref, subject v1.Descriptor, local bool, rf registryFlags) (*trace.Trace, error) {
 	switch {
 	case f.trace == "none" || f.trace == "":
 		return nil, nil
 	case f.trace == "auto":
-		if bs.ResolvedLocally() {
+		if local {
 			// Started here before: asking the registry for traces would
 			// make a warm start wait on it; the cache holds what it needs.
 			return nil, nil
 		}
-		ref := bs.Ref()
 		ropts, err := rf.options()
 		if err != nil {
 			return nil, err
 		}
-		t, d, err := trace.Pull(ctx, ref, trace.WithWorkload(f.workload), trace.WithPullRefOptions(ropts...))
+		t, d, err := trace.Pull(ctx, ref, trace.WithSubject(subject), trace.WithWorkload(f.workload), trace.WithPullRefOptions(ropts...))
 		if err != nil {
 			slog.Info("no trace to prefetch", "reason", err)
 			return nil, nil
@@ -66,7 +78,7 @@ func (f *replayFlags) load(ctx context.Context, bs *backstore.Backstore, rf regi
 		if err != nil {
 			return nil, err
 		}
-		t, _, err := trace.Pull(ctx, bs.Ref(), trace.WithDigest(f.trace), trace.WithPullRefOptions(ropts...))
+		t, _, err := trace.Pull(ctx, ref, trace.WithSubject(subject), trace.WithDigest(f.trace), trace.WithPullRefOptions(ropts...))
 		return t, err
 	default:
 		if _, err := os.Stat(f.trace); err != nil {
@@ -84,11 +96,11 @@ func (f *replayFlags) start(ctx context.Context, bs *backstore.Backstore, slot *
 		layers = append(layers, l.Digest)
 	}
 	opts := replay.Options{Policy: replay.Policy(f.policy)}
-	engOpts := []prefetch.Option{prefetch.WithWorkers(f.workers)}
+	engOpts := []prefetch.Option{prefetch.WithWorkers(f.workers), prefetch.WithBatch(f.batch)}
 	switch opts.Policy {
 	case replay.PolicyDejavu:
 	case replay.PolicyFIFO:
-		engOpts = []prefetch.Option{prefetch.WithWorkers(16), prefetch.WithPriority(false), prefetch.WithFollow(false)}
+		engOpts = []prefetch.Option{prefetch.WithWorkers(16), prefetch.WithBatch(0), prefetch.WithPriority(false), prefetch.WithFollow(false)}
 	default:
 		return nil, fmt.Errorf("--replay-policy %q: want dejavu or fifo", f.policy)
 	}
@@ -102,4 +114,102 @@ func (f *replayFlags) start(ctx context.Context, bs *backstore.Backstore, slot *
 	eng := prefetch.Start(ctx, plan, bs, engOpts...)
 	slot.Set(eng)
 	return &prefetcher{eng: eng, plan: plan}, nil
+}
+
+// earlyReplay starts the replay as early as the image allows: the trace is
+// looked up as soon as the manifest is resolved, and the prefetch starts as
+// soon as both the trace and the layers' fetchers are there, while the
+// backstore still reads the layers' indexes.
+type earlyReplay struct {
+	ctx       context.Context
+	flags     *replayFlags
+	ref       imageref.Ref
+	rf        registryFlags
+	slot      *backstore.Slot
+	fetchable chan *backstore.Backstore
+	done      chan struct{} // closed when Open has returned
+	ok        bool          // and it succeeded
+	started   atomic.Bool   // the manifest was resolved and run started
+	result    chan earlyResult
+}
+
+type earlyResult struct {
+	pf  *prefetcher
+	err error
+}
+
+func newEarlyReplay(ctx context.Context, flags *replayFlags, ref imageref.Ref, rf registryFlags) *earlyReplay {
+	return &earlyReplay{ctx: ctx, flags: flags, ref: ref, rf: rf, slot: &backstore.Slot{},
+		fetchable: make(chan *backstore.Backstore, 1), done: make(chan struct{}), result: make(chan earlyResult, 1)}
+}
+
+// options are the backstore options that drive it.
+func (e *earlyReplay) options() []backstore.Option {
+	return []backstore.Option{
+		backstore.WithObserver(e.slot),
+		backstore.WithResolved(func(d v1.Descriptor, local bool) {
+			e.started.Store(true)
+			go e.run(d, local)
+		}),
+		backstore.WithFetchable(func(bs *backstore.Backstore) { e.fetchable <- bs }),
+	}
+}
+
+func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
+	t, err := e.flags.load(e.ctx, e.ref, subject, local, e.rf)
+	if err != nil || t == nil {
+		e.result <- earlyResult{err: err}
+		return
+	}
+	var bs *backstore.Backstore
+	select {
+	case bs = <-e.fetchable:
+	case <-e.done:
+		select {
+		case bs = <-e.fetchable:
+		default:
+		}
+	}
+	if bs == nil || !e.openedOK() {
+		e.result <- earlyResult{}
+		return
+	}
+	pf, err := e.flags.start(e.ctx, bs, e.slot, t)
+	e.result <- earlyResult{pf, err}
+}
+
+// openedOK reports whether Open has not failed (yet).
+func (e *earlyReplay) openedOK() bool {
+	select {
+	case <-e.done:
+		return e.ok
+	default:
+		return true
+	}
+}
+
+// opened says that Open returned; a failed Open stops what was started.
+func (e *earlyReplay) opened(ok bool) {
+	e.ok = ok
+	close(e.done)
+	if !ok && e.started.Load() {
+		go func() {
+			if r := <-e.result; r.pf != nil {
+				r.pf.eng.Stop()
+			}
+		}()
+	}
+}
+
+// wait returns the running replay, or nil when there is no trace to use.
+func (e *earlyReplay) wait(ctx context.Context) (*prefetcher, error) {
+	if !e.started.Load() {
+		return nil, nil
+	}
+	select {
+	case r := <-e.result:
+		return r.pf, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -361,6 +361,9 @@ func (s *shapedWriter) Flush() {
 	}
 }
 
+// burst is how far behind its schedule the link may fall and catch up.
+const burst = 10 * time.Millisecond
+
 // tokenBucket paces bytes to a rate shared by all connections.
 type tokenBucket struct {
 	mu   sync.Mutex
@@ -373,8 +376,11 @@ func (t *tokenBucket) take(ctx context.Context, n, rate int64) {
 	}
 	t.mu.Lock()
 	now := time.Now()
-	if t.next.Before(now) {
-		t.next = now
+	// A sender that slept past its turn may catch up by up to burst: a
+	// sleep overshoots by about a millisecond, and without the catch-up a
+	// lone stream would get only part of the link.
+	if earliest := now.Add(-burst); t.next.Before(earliest) {
+		t.next = earliest
 	}
 	t.next = t.next.Add(time.Duration(float64(n) / float64(rate) * float64(time.Second)))
 	wait := time.Until(t.next)

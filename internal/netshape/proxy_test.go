@@ -89,8 +89,21 @@ func TestRTTAndBandwidth(t *testing.T) {
 	if _, b, err := get(t, http.DefaultClient, url, ""); err != nil || !bytes.Equal(b, blob) {
 		t.Fatalf("whole blob: %v, %d bytes", err, len(b))
 	}
-	if el, min := time.Since(start), time.Duration(float64(len(blob))/(8<<20)*0.9*float64(time.Second)); el < min {
-		t.Fatalf("%d bytes at 8 MiB/s took %v, want at least %v", len(blob), el, min)
+	ideal := time.Duration(float64(len(blob)) / (8 << 20) * float64(time.Second))
+	el := time.Since(start)
+	if el < ideal*9/10 {
+		t.Fatalf("%d bytes at 8 MiB/s took %v, want at least %v", len(blob), el, ideal*9/10)
+	}
+	// One stream gets the whole link: pacing must not lose the time its
+	// sleeps overshoot (at 100 Mbit/s it once got 60% of it).
+	p.SetBandwidth(12_500_000)
+	ideal = time.Duration(float64(len(blob)) / 12.5e6 * float64(time.Second))
+	start = time.Now()
+	if _, _, err := get(t, http.DefaultClient, url, ""); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > ideal*7/5 {
+		t.Errorf("%d bytes at 100 Mbit/s on one stream took %v, want at most %v", len(blob), el, ideal*7/5)
 	}
 }
 
