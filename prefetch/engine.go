@@ -81,8 +81,9 @@ type Engine struct {
 	priority bool
 	follow   bool
 
-	mu     sync.Mutex
-	cursor int
+	mu       sync.Mutex
+	cursor   int
+	inflight int // batches being fetched
 	states []unitState
 	byLyr  map[int][]int // unit indices per layer, by offset
 
@@ -124,8 +125,9 @@ func Start(ctx context.Context, plan *replay.Plan, t Target, opts ...Option) *En
 
 // next claims the next pending unit at or after the cursor (when none is
 // left there, the ones the cursor jumped over, in order) and, when batching,
-// the pending units of the same layer that follow it in the plan.
-func (e *Engine) next() []int {
+// the pending units of the same layer that follow it in the plan. wait says
+// that units are left but the worker should hold off for now.
+func (e *Engine) next() (batch []int, wait bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	claimable := func(i int) bool {
@@ -135,6 +137,20 @@ func (e *Engine) next() []int {
 	claim := func(i int) {
 		s := &e.states[i]
 		s.fetching, s.started = true, time.Now()
+	}
+	if e.batch > 0 && e.inflight > 0 {
+		// Near the end, fewer batches at once: the last bytes then come
+		// in the order the program needs them instead of all together
+		// at the very end, each at a fraction of the link.
+		var left int64
+		for i := range e.states {
+			if claimable(i) {
+				left += e.plan.Units[i].Length
+			}
+		}
+		if e.inflight >= min(e.workers, max(1, int((left+2*e.batch-1)/(2*e.batch)))) {
+			return nil, left > 0
+		}
 	}
 	first := -1
 	for ; e.cursor < len(e.states); e.cursor++ {
@@ -153,10 +169,11 @@ func (e *Engine) next() []int {
 		}
 	}
 	if first < 0 {
-		return nil
+		return nil, false
 	}
+	e.inflight++
 	claim(first)
-	batch := []int{first}
+	batch = []int{first}
 	u := e.plan.Units[first]
 	bytes := u.Length
 	for j := first + 1; e.batch > 0 && j < len(e.states) && len(batch) < maxBatchUnits; j++ {
@@ -171,7 +188,7 @@ func (e *Engine) next() []int {
 		batch = append(batch, j)
 		bytes += v.Length
 	}
-	return batch
+	return batch, false
 }
 
 func (e *Engine) work(ctx context.Context) {
@@ -187,7 +204,11 @@ func (e *Engine) work(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		batch := e.next()
+		batch, wait := e.next()
+		if wait {
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
 		if batch == nil {
 			return
 		}
@@ -204,6 +225,7 @@ func (e *Engine) work(ctx context.Context) {
 			err = e.t.PrefetchExact(ctx, e.plan.Units[batch[0]].Layer, ranges)
 		}
 		e.mu.Lock()
+		e.inflight--
 		for _, i := range batch {
 			s := &e.states[i]
 			s.fetching, s.done = false, time.Now()

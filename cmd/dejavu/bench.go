@@ -20,17 +20,21 @@ import (
 	"github.com/dejavu-project/dejavu/internal/netshape"
 	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/prefetch"
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 // benchStart is one timed start.
 type benchStart struct {
-	Mode      string           `json:"mode"`
-	Run       int              `json:"run"`
-	Seconds   float64          `json:"seconds"`
-	Requests  int64            `json:"registryRequests"`
-	Fetched   int64            `json:"registryBytes"`
-	ReadBytes int64            `json:"programReadBytes"`
-	Prefetch  *prefetch.Report `json:"prefetch,omitempty"`
+	Mode      string  `json:"mode"`
+	Run       int     `json:"run"`
+	Seconds   float64 `json:"seconds"`
+	Requests  int64   `json:"registryRequests"`
+	Fetched   int64   `json:"registryBytes"`
+	ReadBytes int64   `json:"programReadBytes"`
+	// NeededBytes are the blob bytes the program's reads mapped to: what
+	// any start must fetch, whatever its policy (layer indexes aside).
+	NeededBytes int64            `json:"neededBytes"`
+	Prefetch    *prefetch.Report `json:"prefetch,omitempty"`
 }
 
 type benchSummary struct {
@@ -49,6 +53,11 @@ type benchResults struct {
 	Runs      int            `json:"runs"`
 	Starts    []benchStart   `json:"starts"`
 	Summary   []benchSummary `json:"summary"`
+	// PhysicalLimitSeconds is max(warm, needed bytes / bandwidth + RTT),
+	// with the median needed bytes of the cold starts: no cold start can
+	// be faster.
+	PhysicalLimitSeconds float64 `json:"physicalLimitSeconds"`
+	NeededBytes          int64   `json:"neededBytes"`
 }
 
 func newBenchCmd() *cobra.Command {
@@ -128,6 +137,7 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 			for _, m := range ms {
 				res.Summary = append(res.Summary, summarizeMode(m, res.Starts))
 			}
+			res.physicalLimit(rtt)
 			if out != "" {
 				if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 					return err
@@ -138,11 +148,34 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 				}
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "MODE\tMEDIAN\tREQUESTS\tFETCHED")
+			fmt.Fprintln(tw, "MODE\tMEDIAN\tVS LAZY\tVS LIMIT\tREQUESTS\tFETCHED")
+			var lazy float64
 			for _, s := range res.Summary {
-				fmt.Fprintf(tw, "%s\t%.3fs\t%d\t%s\n", s.Mode, s.MedianSeconds, s.MedianRequests, humanBytes(s.MedianBytes))
+				if s.Mode == "lazy" {
+					lazy = s.MedianSeconds
+				}
 			}
-			return tw.Flush()
+			ratio := func(a, b float64) string {
+				if a <= 0 || b <= 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.2fx", a/b)
+			}
+			for _, s := range res.Summary {
+				limit := ratio(s.MedianSeconds, res.PhysicalLimitSeconds)
+				if s.Mode == "warm" {
+					limit = "-" // the limit bounds cold starts
+				}
+				fmt.Fprintf(tw, "%s\t%.3fs\t%s\t%s\t%d\t%s\n", s.Mode, s.MedianSeconds, ratio(lazy, s.MedianSeconds),
+					limit, s.MedianRequests, humanBytes(s.MedianBytes))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if res.PhysicalLimitSeconds > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "physical limit %.3fs (the start needs %s)\n", res.PhysicalLimitSeconds, humanBytes(res.NeededBytes))
+			}
+			return nil
 		},
 	}
 	rf.register(cmd.Flags())
@@ -186,17 +219,19 @@ func benchOnce(cmd *cobra.Command, mode, ref string, args []string, rf registryF
 	proxy.Reset()
 	var report prefetch.Report
 	var reads atomic.Int64
+	rec := trace.NewRecorder()
 	start := time.Now()
 	if mode == "full" {
 		if err := downloadAll(cmd.Context(), ref, cache, rf); err != nil {
 			return benchStart{}, err
 		}
 	}
-	if _, err := timedStart(cmd.Context(), io.Discard, cmd.ErrOrStderr(), ref, args, rf, bf, probe, timeout, mountHooks{replay: &rp, report: &report, reads: &reads}); err != nil {
+	if _, err := timedStart(cmd.Context(), io.Discard, cmd.ErrOrStderr(), ref, args, rf, bf, probe, timeout, mountHooks{replay: &rp, report: &report, reads: &reads, opened: func(bs *backstore.Backstore) { rec.Attach(bs) }}, backstore.WithObserver(rec)); err != nil {
 		return benchStart{}, err
 	}
 	s := proxy.Stats()
-	st := benchStart{Mode: mode, Seconds: time.Since(start).Seconds(), Requests: s.Requests, Fetched: s.Bytes, ReadBytes: reads.Load()}
+	st := benchStart{Mode: mode, Seconds: time.Since(start).Seconds(), Requests: s.Requests, Fetched: s.Bytes, ReadBytes: reads.Load(),
+		NeededBytes: rec.Trace("", nil, "").Bytes()}
 	if mode == "prefetch" || mode == "fifo" {
 		st.Prefetch = &report
 	}
@@ -224,6 +259,27 @@ func downloadAll(ctx context.Context, ref, cache string, rf registryFlags) error
 		}
 	}
 	return nil
+}
+
+// physicalLimit sets the bound no start can beat.
+func (r *benchResults) physicalLimit(rtt time.Duration) {
+	var needed []int64
+	for _, s := range r.Starts {
+		if s.Mode != "warm" && s.NeededBytes > 0 {
+			needed = append(needed, s.NeededBytes)
+		}
+	}
+	if len(needed) == 0 || r.Bandwidth <= 0 {
+		return
+	}
+	slices.Sort(needed)
+	r.NeededBytes = needed[len(needed)/2]
+	r.PhysicalLimitSeconds = float64(r.NeededBytes)/float64(r.Bandwidth) + rtt.Seconds()
+	for _, s := range r.Summary {
+		if s.Mode == "warm" {
+			r.PhysicalLimitSeconds = max(r.PhysicalLimitSeconds, s.MedianSeconds)
+		}
+	}
 }
 
 func summarizeMode(mode string, starts []benchStart) benchSummary {

@@ -256,6 +256,9 @@ func TestBenchModes(t *testing.T) {
 	if med["warm"].MedianRequests != 0 {
 		t.Errorf("warm starts asked the registry %d times", med["warm"].MedianRequests)
 	}
+	if res.NeededBytes <= 0 || res.PhysicalLimitSeconds < med["warm"].MedianSeconds {
+		t.Errorf("physical limit %.3fs for %d needed bytes (warm %.3fs)", res.PhysicalLimitSeconds, res.NeededBytes, med["warm"].MedianSeconds)
+	}
 	for _, s := range res.Starts {
 		if (s.Mode == "prefetch" || s.Mode == "fifo") && (s.Prefetch == nil || s.Prefetch.Units == 0) {
 			t.Errorf("%s run %d: no prefetch report", s.Mode, s.Run)
