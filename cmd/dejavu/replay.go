@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -24,6 +26,8 @@ import (
 const (
 	defaultPrefetchWorkers = 4
 	defaultPrefetchBatch   = 2 << 20
+	// A registry slow to list referrers must not hold up the start.
+	defaultTraceWait = 3 * time.Second
 )
 
 // replayFlags choose the trace a mount prefetches and how.
@@ -33,6 +37,7 @@ type replayFlags struct {
 	policy   string
 	workers  int
 	batch    int64
+	wait     time.Duration
 }
 
 func (f *replayFlags) register(cmd *cobra.Command) {
@@ -41,6 +46,7 @@ func (f *replayFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.workload, "workload", "", "with --trace auto: which workload's trace, when several are attached")
 	fl.StringVar(&f.policy, "replay-policy", "dejavu", "dejavu, or fifo (overlaybd's own: recorded order, no joining, 16 workers, no priority)")
 	fl.IntVar(&f.workers, "prefetch-workers", defaultPrefetchWorkers, "requests the prefetcher keeps in flight")
+	fl.DurationVar(&f.wait, "trace-wait", defaultTraceWait, "start without prefetch when finding the trace takes longer than this after the image opened")
 	fl.Int64Var(&f.batch, "prefetch-batch", defaultPrefetchBatch, "bytes of trace ranges one prefetch request asks for (several ranges in one request where the registry allows)")
 }
 
@@ -131,6 +137,9 @@ type earlyReplay struct {
 	ok        bool          // and it succeeded
 	started   atomic.Bool   // the manifest was resolved and run started
 	result    chan earlyResult
+
+	mu        sync.Mutex
+	abandoned bool // wait gave up: run must not start the engine
 }
 
 type earlyResult struct {
@@ -170,7 +179,9 @@ func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
 		default:
 		}
 	}
-	if bs == nil || !e.openedOK() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if bs == nil || !e.openedOK() || e.abandoned {
 		e.result <- earlyResult{}
 		return
 	}
@@ -206,10 +217,27 @@ func (e *earlyReplay) wait(ctx context.Context) (*prefetcher, error) {
 	if !e.started.Load() {
 		return nil, nil
 	}
+	wait := e.flags.wait
+	if wait <= 0 {
+		wait = defaultTraceWait
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	select {
 	case r := <-e.result:
 		return r.pf, r.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-timer.C:
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		select {
+		case r := <-e.result: // it came after all
+			return r.pf, r.err
+		default:
+		}
+		e.abandoned = true
+		slog.Warn("the image's trace was not found in time; starting without prefetch", "waited", wait)
+		return nil, nil
 	}
 }
