@@ -89,6 +89,7 @@ func TestPrefetchExact(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer bs.Close()
+			settled(p) // the proxy counts a request after its answer went out
 			p.Reset()
 			if err := bs.PrefetchExact(context.Background(), 0, ranges); err != nil {
 				t.Fatal(err)
@@ -115,6 +116,7 @@ func TestPrefetchExact(t *testing.T) {
 			}
 			if tc.name == "ggcr-first-range-only" {
 				// The verdict sticks: no second probe.
+				settled(p)
 				p.Reset()
 				more := []backstore.Extent{{Offset: 1<<20 - 8000, Length: 100}, {Offset: size - 1<<20 + 5000, Length: 100}}
 				if err := bs.PrefetchExact(context.Background(), 0, more); err != nil {

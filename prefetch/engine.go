@@ -84,8 +84,8 @@ type Engine struct {
 	mu       sync.Mutex
 	cursor   int
 	inflight int // batches being fetched
-	states []unitState
-	byLyr  map[int][]int // unit indices per layer, by offset
+	states   []unitState
+	byLyr    map[int][]int // unit indices per layer, by offset
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
