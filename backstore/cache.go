@@ -16,7 +16,7 @@ import (
 )
 
 // Cache keeps blob bytes on local disk, per blob digest, and remembers
-// across restarts which 4 KiB pages of each blob it holds. Bytes are stored
+// across restarts which 512-byte pages of each blob it holds. Bytes are stored
 // as the registry sent them (compressed); they are verified when decoded.
 //
 // Pages, not fetch units, are what the cache tracks: a prefetch fetches the
@@ -35,8 +35,10 @@ type Cache struct {
 	clock atomic.Uint64
 }
 
-// pageSize is the granularity at which the cache tracks what it holds.
-const pageSize = 4096
+// pageSize is the granularity at which the cache tracks what it holds:
+// small, because a start's ranges are compressed blocks of a few KiB at
+// arbitrary offsets and every page rounded up is a byte on the wire.
+const pageSize = 512
 
 // mapSuffix names a blob's page map; caches of the older unit-map format
 // (".units") are removed when the cache opens.
@@ -205,6 +207,27 @@ func (b *cachedBlob) has(i int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.bits[i/8]&(1<<(i%8)) != 0
+}
+
+// hasAll reports whether pages first..last are all held, under one lock:
+// a 512 KiB read spans a thousand pages.
+func (b *cachedBlob) hasAll(first, last int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := first; i <= last; {
+		if i%8 == 0 && i+7 <= last {
+			if b.bits[i/8] != 0xff {
+				return false
+			}
+			i += 8
+			continue
+		}
+		if b.bits[i/8]&(1<<(i%8)) == 0 {
+			return false
+		}
+		i++
+	}
+	return true
 }
 
 // pageRange returns the byte range of pages first..last.

@@ -72,12 +72,7 @@ func (b *lazyBlob) pages(off, n int64) (int, int) {
 // held reports whether every page of [off, off+n) is in the cache.
 func (b *lazyBlob) held(off, n int64) bool {
 	first, last := b.pages(off, n)
-	for i := first; i <= last; i++ {
-		if !b.cache.has(i) {
-			return false
-		}
-	}
-	return true
+	return b.cache.hasAll(first, last)
 }
 
 // Extent is a byte range of a blob.

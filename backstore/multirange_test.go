@@ -62,7 +62,7 @@ func TestPrefetchExact(t *testing.T) {
 	for i := int64(0); i < 24; i++ {
 		r := backstore.Extent{Offset: 1<<20 + i*(size-2<<20)/24 + 1000, Length: 3000 + i*700}
 		ranges = append(ranges, r)
-		pageBytes += ((r.End()+4095)/4096 - r.Offset/4096) * 4096
+		pageBytes += ((r.End()+511)/512 - r.Offset/512) * 512
 	}
 
 	cases := []struct {
@@ -111,7 +111,7 @@ func TestPrefetchExact(t *testing.T) {
 			}
 			// Nothing but the pages: the page after a range is missing
 			// unless another range holds it.
-			if r := ranges[0]; bs.Held(0, (r.End()+4095)/4096*4096, 1) {
+			if r := ranges[0]; bs.Held(0, (r.End()+511)/512*512, 1) {
 				t.Errorf("a page after the first range %+v (blob %d) was fetched too", r, size)
 			}
 			if tc.name == "ggcr-first-range-only" {

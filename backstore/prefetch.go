@@ -21,7 +21,7 @@ func (b *Backstore) Prefetch(ctx context.Context, layer int, off, n int64) error
 }
 
 // PrefetchExact makes exactly the given blob ranges of a layer (rounded out
-// to 4 KiB pages) present, in as few requests as the registry allows: one
+// to 512-byte pages) present, in as few requests as the registry allows: one
 // multi-range request where it serves them. Unlike Prefetch, which fetches
 // whole fetch units as a demand read would, it brings no neighbouring bytes.
 func (b *Backstore) PrefetchExact(ctx context.Context, layer int, ranges []Extent) error {

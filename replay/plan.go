@@ -44,7 +44,7 @@ const (
 // Options tune a plan.
 type Options struct {
 	Policy  Policy
-	Gap     int64 // join ranges of a layer this close (default 4 KiB)
+	Gap     int64 // join ranges of a layer this close (default 1 KiB)
 	MaxUnit int64 // cap on a unit (default 1 MiB)
 	Budget  int64 // stop after this many bytes (0: no budget)
 	// Window bounds how far apart in first access two ranges may be and
@@ -58,10 +58,11 @@ func (o Options) withDefaults() Options {
 		o.Policy = PolicyDejavu
 	}
 	if o.Gap == 0 {
-		// Ranges are fetched exactly, several to a request, so the bytes
-		// between two ranges are worth fetching only when they are less
-		// than the page the cache tracks anyway.
-		o.Gap = 4 << 10
+		// Ranges are fetched exactly, several to a request: the bytes
+		// between two ranges are worth fetching only when they cost less
+		// than another part of the multipart answer, about the cache's
+		// page (512 bytes) or two.
+		o.Gap = 1 << 10
 	}
 	if o.MaxUnit == 0 {
 		// Small enough that a start's first megabytes spread over several

@@ -28,7 +28,7 @@ func TestPlanJoinsOrdersSkipsAndBudgets(t *testing.T) {
 	}}
 	// The image has layers a and b, in the other order.
 	image := []v1.Hash{h("b"), h("a")}
-	p, err := New(tr, image, nil, Options{MaxUnit: 4 << 20})
+	p, err := New(tr, image, nil, Options{MaxUnit: 4 << 20, Gap: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The startup comparison: the workload image in the embedded registry, a
 # trace recorded and attached, then full, lazy, prefetch, fifo and warm
-# starts through a 20 ms, 100 Mbit/s link; results in out/bench/results.json.
+# starts through a 20 ms, 100 Mbit/s link; results in out/bench/results.json
+# (COMPRESSION=lz4: the lz4 image, results in results-lz4.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -9,6 +10,9 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 dejavu=bin/dejavu
 out=out/bench
 runs=${RUNS:-5}
+comp=${COMPRESSION:-zstd}
+suffix=""
+[ "$comp" = zstd ] || suffix="-$comp"
 work=$(mktemp -d -t dejavu-bench-XXXXXX)
 regpid=""
 cleanup() {
@@ -27,16 +31,16 @@ done
 [ -n "${addr:-}" ] || { cat "$work/registry.log"; exit 1; }
 ref="$addr/py:bench"
 
-"$dejavu" image copy "oci:$out/image:py" "$ref" >/dev/null
+"$dejavu" image copy "oci:$out/image:py-$comp" "$ref" >/dev/null
 echo "== record the start (2 warm-ups) and attach the trace"
-"$dejavu" trace record "$ref" --runs 2 --workload py -o "$out/py.djv" --state-dir "$work/state"
-"$dejavu" trace attach "$ref" "$out/py.djv"
+"$dejavu" trace record "$ref" --runs 2 --workload py -o "$out/py$suffix.djv" --state-dir "$work/state"
+"$dejavu" trace attach "$ref" "$out/py$suffix.djv"
 echo "== a trace of another workload of the same image, for the mismatch check"
-"$dejavu" trace record "$ref" --workload other -o "$out/other.djv" --state-dir "$work/state" -- python3 -c "import json, csv"
+"$dejavu" trace record "$ref" --workload other -o "$out/other$suffix.djv" --state-dir "$work/state" -- python3 -c "import json, csv"
 
 echo "== bench: $runs runs per mode, 20 ms RTT, 100 Mbit/s"
 "$dejavu" bench "$ref" --workload py --modes full,lazy,prefetch,fifo,warm --runs "$runs" \
-	--rtt 20ms --bandwidth 100Mbit -o "$out/results.json"
+	--rtt 20ms --bandwidth 100Mbit -o "$out/results$suffix.json"
 echo "== prefetch with the other workload's trace, against lazy"
-"$dejavu" bench "$ref" --trace "$out/other.djv" --modes lazy,prefetch --runs "$runs" \
-	--rtt 20ms --bandwidth 100Mbit -o "$out/results-other-trace.json"
+"$dejavu" bench "$ref" --trace "$out/other$suffix.djv" --modes lazy,prefetch --runs "$runs" \
+	--rtt 20ms --bandwidth 100Mbit -o "$out/results-other-trace$suffix.json"
