@@ -21,7 +21,16 @@ mkdir -p "$out"
 if [ ! -x "$out/rootfs/usr/bin/python3" ]; then
 	rm -rf "$out/rootfs"
 	echo "bench-image: debootstrap bookworm with python3-numpy, python3-pandas, python3-scipy"
-	debootstrap --variant=minbase --include=python3-numpy,python3-pandas,python3-scipy bookworm "$out/rootfs" "$mirror" >"$out/debootstrap.log"
+	# The whole log goes to a file; a line of progress per stage to the
+	# terminal (a minute or two: about 150 packages to fetch and unpack).
+	if ! debootstrap --variant=minbase --include=python3-numpy,python3-pandas,python3-scipy bookworm "$out/rootfs" "$mirror" 2>&1 |
+		tee "$out/debootstrap.log" |
+		awk '/^I: Retrieving /{n++; if (n % 10 == 0) printf "  fetched %d packages\n", n; fflush()}
+		     /^I: (Extracting|Unpacking|Configuring)/ && !seen[$2]++ {print "  " tolower($2) " packages"; fflush()}
+		     /^E: /{print; fflush()}'; then
+		echo "bench-image: debootstrap failed, see $out/debootstrap.log" >&2
+		exit 1
+	fi
 fi
 for comp in zstd lz4; do
 	echo "bench-image: building the overlaybd image ($comp)"

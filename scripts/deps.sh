@@ -15,6 +15,8 @@ command -v modprobe >/dev/null 2>&1 || [ -x /sbin/modprobe ] || [ -x /usr/sbin/m
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 # A static busybox makes the small root file systems that tests start programs in.
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# Headless Chromium renders the HTML report in its test.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
 	# Unique package names, in order.

@@ -1,16 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,45 +20,9 @@ import (
 	"github.com/dejavu-project/dejavu/internal/netshape"
 	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/prefetch"
+	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/trace"
 )
-
-// benchStart is one timed start.
-type benchStart struct {
-	Mode      string  `json:"mode"`
-	Run       int     `json:"run"`
-	Seconds   float64 `json:"seconds"`
-	Requests  int64   `json:"registryRequests"`
-	Fetched   int64   `json:"registryBytes"`
-	ReadBytes int64   `json:"programReadBytes"`
-	// NeededBytes are the blob bytes the program's reads mapped to: what
-	// any start must fetch, whatever its policy (layer indexes aside).
-	NeededBytes int64            `json:"neededBytes"`
-	Prefetch    *prefetch.Report `json:"prefetch,omitempty"`
-}
-
-type benchSummary struct {
-	Mode           string  `json:"mode"`
-	MedianSeconds  float64 `json:"medianSeconds"`
-	MedianRequests int64   `json:"medianRequests"`
-	MedianBytes    int64   `json:"medianBytes"`
-}
-
-type benchResults struct {
-	Image     string         `json:"image"`
-	Command   []string       `json:"command,omitempty"`
-	Ready     string         `json:"ready"`
-	RTT       string         `json:"rtt"`
-	Bandwidth int64          `json:"bandwidthBytesPerSecond"`
-	Runs      int            `json:"runs"`
-	Starts    []benchStart   `json:"starts"`
-	Summary   []benchSummary `json:"summary"`
-	// PhysicalLimitSeconds is max(warm, needed bytes / bandwidth + RTT),
-	// with the median needed bytes of the cold starts: no cold start can
-	// be faster.
-	PhysicalLimitSeconds float64 `json:"physicalLimitSeconds"`
-	NeededBytes          int64   `json:"neededBytes"`
-}
 
 func newBenchCmd() *cobra.Command {
 	var rf registryFlags
@@ -119,7 +83,7 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 				return err
 			}
 			defer os.RemoveAll(work)
-			res := benchResults{Image: args[0], Command: args[1:], Ready: ready, RTT: rtt.String(), Bandwidth: bps, Runs: runs}
+			res := reports.Results{Image: args[0], Command: args[1:], Ready: ready, RTT: rtt.String(), Bandwidth: bps, Runs: runs}
 			warmCache := filepath.Join(work, "warm-cache")
 			for run := 1; run <= runs; run++ {
 				for k := range ms {
@@ -134,48 +98,14 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 					fmt.Fprintf(cmd.ErrOrStderr(), "run %d %-8s %7.3fs  %5d requests  %s\n", run, mode, st.Seconds, st.Requests, humanBytes(st.Fetched))
 				}
 			}
-			for _, m := range ms {
-				res.Summary = append(res.Summary, summarizeMode(m, res.Starts))
-			}
-			res.physicalLimit(rtt)
+			res.Summarize(rtt)
 			if out != "" {
-				if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				if err := writeResults(out, &res); err != nil {
 					return err
 				}
-				b, _ := json.MarshalIndent(res, "", "  ")
-				if err := os.WriteFile(out, b, 0o644); err != nil {
-					return err
-				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s and %s\n", out, htmlPath(out))
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "MODE\tMEDIAN\tVS LAZY\tVS LIMIT\tREQUESTS\tFETCHED")
-			var lazy float64
-			for _, s := range res.Summary {
-				if s.Mode == "lazy" {
-					lazy = s.MedianSeconds
-				}
-			}
-			ratio := func(a, b float64) string {
-				if a <= 0 || b <= 0 {
-					return "-"
-				}
-				return fmt.Sprintf("%.2fx", a/b)
-			}
-			for _, s := range res.Summary {
-				limit := ratio(s.MedianSeconds, res.PhysicalLimitSeconds)
-				if s.Mode == "warm" {
-					limit = "-" // the limit bounds cold starts
-				}
-				fmt.Fprintf(tw, "%s\t%.3fs\t%s\t%s\t%d\t%s\n", s.Mode, s.MedianSeconds, ratio(lazy, s.MedianSeconds),
-					limit, s.MedianRequests, humanBytes(s.MedianBytes))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if res.PhysicalLimitSeconds > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "physical limit %.3fs (the start needs %s)\n", res.PhysicalLimitSeconds, humanBytes(res.NeededBytes))
-			}
-			return nil
+			return reports.Table(cmd.OutOrStdout(), &res, false)
 		},
 	}
 	rf.register(cmd.Flags())
@@ -190,13 +120,13 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 	fl.StringVar(&rp.workload, "workload", "", "with --trace auto: which workload's trace")
 	fl.IntVar(&rp.workers, "prefetch-workers", defaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
 	fl.Int64Var(&rp.batch, "prefetch-batch", defaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
-	fl.StringVarP(&out, "output", "o", "", "results JSON file")
+	fl.StringVarP(&out, "output", "o", "", "results JSON file; the HTML report goes next to it (.html)")
 	return cmd
 }
 
 // benchOnce makes one start in a mode.
 func benchOnce(cmd *cobra.Command, mode, ref string, args []string, rf registryFlags, probe launch.Probe, timeout time.Duration,
-	base replayFlags, cache, warmCache string, proxy *netshape.Proxy) (benchStart, error) {
+	base replayFlags, cache, warmCache string, proxy *netshape.Proxy) (reports.Start, error) {
 	bf := backstoreFlags{cacheDir: cache, cacheLimit: "0", stateDir: filepath.Join(filepath.Dir(cache), "state"), idle: 10 * time.Second, attempts: 6}
 	rp := base
 	rp.policy = "dejavu"
@@ -211,7 +141,7 @@ func benchOnce(cmd *cobra.Command, mode, ref string, args []string, rf registryF
 		if _, err := os.Stat(warmCache); err != nil {
 			// Fill the warm cache once, outside the measurement.
 			if err := downloadAll(cmd.Context(), ref, warmCache, rf); err != nil {
-				return benchStart{}, err
+				return reports.Start{}, err
 			}
 		}
 	}
@@ -220,17 +150,18 @@ func benchOnce(cmd *cobra.Command, mode, ref string, args []string, rf registryF
 	var report prefetch.Report
 	var reads atomic.Int64
 	rec := trace.NewRecorder()
+	tl := &timeline{}
 	start := time.Now()
 	if mode == "full" {
 		if err := downloadAll(cmd.Context(), ref, cache, rf); err != nil {
-			return benchStart{}, err
+			return reports.Start{}, err
 		}
 	}
-	if _, err := timedStart(cmd.Context(), io.Discard, cmd.ErrOrStderr(), ref, args, rf, bf, probe, timeout, mountHooks{replay: &rp, report: &report, reads: &reads, opened: func(bs *backstore.Backstore) { rec.Attach(bs) }}, backstore.WithObserver(rec)); err != nil {
-		return benchStart{}, err
+	if _, err := timedStart(cmd.Context(), io.Discard, cmd.ErrOrStderr(), ref, args, rf, bf, probe, timeout, mountHooks{replay: &rp, report: &report, reads: &reads, opened: func(bs *backstore.Backstore) { rec.Attach(bs) }}, backstore.WithObserver(rec), backstore.WithObserver(tl)); err != nil {
+		return reports.Start{}, err
 	}
 	s := proxy.Stats()
-	st := benchStart{Mode: mode, Seconds: time.Since(start).Seconds(), Requests: s.Requests, Fetched: s.Bytes, ReadBytes: reads.Load(),
+	st := reports.Start{Mode: mode, Timeline: tl.since(start), Seconds: time.Since(start).Seconds(), Requests: s.Requests, Fetched: s.Bytes, ReadBytes: reads.Load(),
 		NeededBytes: rec.Trace("", nil, "").Bytes()}
 	if mode == "prefetch" || mode == "fifo" {
 		st.Prefetch = &report
@@ -261,47 +192,6 @@ func downloadAll(ctx context.Context, ref, cache string, rf registryFlags) error
 	return nil
 }
 
-// physicalLimit sets the bound no start can beat.
-func (r *benchResults) physicalLimit(rtt time.Duration) {
-	var needed []int64
-	for _, s := range r.Starts {
-		if s.Mode != "warm" && s.NeededBytes > 0 {
-			needed = append(needed, s.NeededBytes)
-		}
-	}
-	if len(needed) == 0 || r.Bandwidth <= 0 {
-		return
-	}
-	slices.Sort(needed)
-	r.NeededBytes = needed[len(needed)/2]
-	r.PhysicalLimitSeconds = float64(r.NeededBytes)/float64(r.Bandwidth) + rtt.Seconds()
-	for _, s := range r.Summary {
-		if s.Mode == "warm" {
-			r.PhysicalLimitSeconds = max(r.PhysicalLimitSeconds, s.MedianSeconds)
-		}
-	}
-}
-
-func summarizeMode(mode string, starts []benchStart) benchSummary {
-	var secs []float64
-	var reqs, bytes []int64
-	for _, s := range starts {
-		if s.Mode == mode {
-			secs = append(secs, s.Seconds)
-			reqs = append(reqs, s.Requests)
-			bytes = append(bytes, s.Fetched)
-		}
-	}
-	slices.Sort(secs)
-	slices.Sort(reqs)
-	slices.Sort(bytes)
-	if len(secs) == 0 {
-		return benchSummary{Mode: mode}
-	}
-	m := len(secs) / 2
-	return benchSummary{Mode: mode, MedianSeconds: secs[m], MedianRequests: reqs[m], MedianBytes: bytes[m]}
-}
-
 // parseBandwidth reads 100Mbit, 1Gbit, 12MiB (per second) or plain bytes.
 func parseBandwidth(s string) (int64, error) {
 	l := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(s, "/s"), "ps"))
@@ -322,4 +212,53 @@ func parseBandwidth(s string) (int64, error) {
 		return 0, fmt.Errorf("--bandwidth %q: want e.g. 100Mbit or 12MiB", s)
 	}
 	return n, nil
+}
+
+// timeline keeps a start's blob fetches.
+type timeline struct {
+	mu      sync.Mutex
+	fetches []backstore.BlobFetch
+}
+
+func (t *timeline) DeviceRead(backstore.DeviceRead) {}
+
+func (t *timeline) BlobFetch(ev backstore.BlobFetch) {
+	t.mu.Lock()
+	t.fetches = append(t.fetches, ev)
+	t.mu.Unlock()
+}
+
+// since returns the fetches relative to the start's beginning.
+func (t *timeline) since(start time.Time) []reports.Fetch {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]reports.Fetch, 0, len(t.fetches))
+	for _, f := range t.fetches {
+		out = append(out, reports.Fetch{At: f.Start.Sub(start).Seconds(), Took: f.Latency.Seconds(), Cause: f.Cause.String(),
+			Bytes: f.Length, Ranges: max(f.Ranges, 1)})
+	}
+	return out
+}
+
+// writeResults writes the results JSON and the HTML report beside it.
+func writeResults(out string, res *reports.Results) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	var j, h bytes.Buffer
+	if err := reports.WriteJSON(&j, res); err != nil {
+		return err
+	}
+	if err := reports.HTML(&h, res); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, j.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(htmlPath(out), h.Bytes(), 0o644)
+}
+
+// htmlPath is where the HTML report of a results file goes.
+func htmlPath(out string) string {
+	return strings.TrimSuffix(out, filepath.Ext(out)) + ".html"
 }

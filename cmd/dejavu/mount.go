@@ -13,6 +13,7 @@ import (
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
 	"github.com/dejavu-project/dejavu/backstore/imageref"
+	"github.com/dejavu-project/dejavu/internal/metrics"
 	"github.com/dejavu-project/dejavu/prefetch"
 )
 
@@ -23,6 +24,7 @@ type backstoreFlags struct {
 	stateDir   string
 	idle       time.Duration
 	attempts   int
+	metrics    string // address to serve Prometheus metrics on
 }
 
 func (f *backstoreFlags) register(cmd *cobra.Command) {
@@ -32,6 +34,7 @@ func (f *backstoreFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.stateDir, "state-dir", device.DefaultStateDir, "where mount state is kept, for umount and crash cleanup")
 	fl.DurationVar(&f.idle, "fetch-idle-timeout", 10*time.Second, "abandon and retry a blob fetch that receives nothing for this long")
 	fl.IntVar(&f.attempts, "fetch-attempts", 6, "tries for each blob fetch")
+	fl.StringVar(&f.metrics, "metrics-addr", "", "serve Prometheus metrics (fetches by cause, bytes, latencies, cache hits, prefetch outcomes) at http://ADDR/metrics")
 }
 
 func (f *backstoreFlags) open(ctx context.Context, ref string, rf registryFlags, extra ...backstore.Option) (*backstore.Backstore, error) {
@@ -78,10 +81,24 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 	if hooks.reads != nil {
 		extra = append(extra, backstore.WithObserver(readCounter{hooks.reads}))
 	}
+	var engine atomic.Pointer[prefetch.Engine]
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	if f.metrics != "" {
+		reg := metrics.New()
+		prefetchMetrics(reg, &engine)
+		addr, err := serveMetrics(mctx, f.metrics, reg)
+		if err != nil {
+			stopMetrics()
+			return nil, nil, nil, fmt.Errorf("--metrics-addr: %w", err)
+		}
+		slog.Info("serving metrics", "url", "http://"+addr+"/metrics")
+		extra = append(extra, backstore.WithObserver(metricsObserver{reg}))
+	}
 	var early *earlyReplay
 	if hooks.replay != nil && hooks.replay.trace != "none" {
 		r, err := imageref.Parse(ref)
 		if err != nil {
+			stopMetrics()
 			return nil, nil, nil, err
 		}
 		early = newEarlyReplay(ctx, hooks.replay, r, rf)
@@ -93,6 +110,7 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 		early.opened(err == nil)
 	}
 	if err != nil {
+		stopMetrics()
 		return nil, nil, nil, err
 	}
 	slog.Debug("image opened", "after", time.Since(start))
@@ -102,8 +120,12 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 	var pf *prefetcher
 	if early != nil {
 		if pf, err = early.wait(ctx); err != nil {
+			stopMetrics()
 			bs.Close()
 			return nil, nil, nil, err
+		}
+		if pf != nil {
+			engine.Store(pf.eng)
 		}
 	}
 	dopts := []device.Option{device.WithStateDir(f.stateDir)}
@@ -115,6 +137,7 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 		if pf != nil {
 			pf.eng.Stop()
 		}
+		stopMetrics()
 		bs.Close()
 		return nil, nil, nil, err
 	}
@@ -128,6 +151,7 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 			}
 			slog.Info("prefetch", "units", r.Units, "bytes", r.Bytes, "hit", r.Hit, "partial", r.Partial, "miss", r.Miss, "waste", r.Waste, "skipped", r.Skipped, "failed", r.Failed)
 		}
+		stopMetrics()
 		err := dev.Close()
 		if cerr := bs.Close(); err == nil {
 			err = cerr

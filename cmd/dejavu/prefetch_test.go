@@ -1,12 +1,15 @@
 package main
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,24 +24,10 @@ import (
 // registry can be told to hang on one API) must not hold the mount longer
 // than --trace-wait; the image is then served without prefetch.
 func TestSlowTraceLookupDoesNotHoldTheStart(t *testing.T) {
-	testenv.RequireLoop(t)
-	testenv.RequireCommands(t, "mke2fs")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
-	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	tree := busyboxTree(t)
-	ref := srv.Addr + "/bb:v1"
-	dejavu(t, "image", "build", tree, ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
-	file := filepath.Join(t.TempDir(), "bb.djv")
-	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
+	srv, tree, ref, file := tracedImage(t)
 	dejavu(t, "trace", "attach", ref, file)
 
-	up, _ := url.Parse("http://" + srv.Addr)
+	up, _ := url.Parse("http://" + srv)
 	fwd := httputil.NewSingleHostReverseProxy(up)
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Path, "/referrers/") || strings.Contains(r.URL.Path, "/manifests/sha256-") {
@@ -66,4 +55,80 @@ func TestSlowTraceLookupDoesNotHoldTheStart(t *testing.T) {
 		t.Fatalf("the mount took %v behind a hanging trace lookup", took)
 	}
 	t.Logf("mounted in %v with the trace lookup hanging", took)
+}
+
+// TestMetricsDuringPrefetch scrapes --metrics-addr of a mount that
+// prefetches and finds prefetch fetches and outcomes counted.
+func TestMetricsDuringPrefetch(t *testing.T) {
+	_, tree, ref, file := tracedImage(t)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	target := filepath.Join(t.TempDir(), "mnt")
+	stop := startMount(t, ref, target, "--cache", t.TempDir(), "--state-dir", t.TempDir(), "--trace", file, "--metrics-addr", addr)
+	defer stop()
+	treetest.Compare(t, tree, target)
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^dejavu_fetches_total\{cause="prefetch"\} [1-9]`),
+		regexp.MustCompile(`(?m)^dejavu_fetch_bytes_total\{cause="prefetch"\} [1-9]`),
+		regexp.MustCompile(`(?m)^dejavu_prefetch_units\{outcome="(hit|partial)"\} [1-9]`),
+		regexp.MustCompile(`(?m)^dejavu_device_reads_total\{cached="true"\} [1-9]`),
+		regexp.MustCompile(`(?m)^dejavu_fetch_seconds_bucket\{cause="prefetch",le="\+Inf"\} [1-9]`),
+	}
+	var body string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		missing := 0
+		for _, re := range want {
+			if !re.MatchString(body) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, re := range want {
+				if !re.MatchString(body) {
+					t.Errorf("no %s", re)
+				}
+			}
+			t.Fatalf("metrics:\n%s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// tracedImage builds the busybox test image into a fresh embedded registry
+// and records its start; it returns the registry's address, the image's
+// tree, its reference and the trace file.
+func tracedImage(t *testing.T) (string, string, string, string) {
+	t.Helper()
+	testenv.RequireLoop(t)
+	testenv.RequireCommands(t, "mke2fs")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		testenv.Skip(t, "test needs /dev/fuse")
+	}
+	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	tree := busyboxTree(t)
+	ref := srv.Addr + "/bb:v1"
+	dejavu(t, "image", "build", tree, ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
+	file := filepath.Join(t.TempDir(), "bb.djv")
+	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
+	return srv.Addr, tree, ref, file
 }

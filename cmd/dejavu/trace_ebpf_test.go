@@ -14,6 +14,7 @@ import (
 	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testenv"
 	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -239,14 +240,14 @@ func TestBenchModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res benchResults
+	var res reports.Results
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Starts) != 10 || len(res.Summary) != 5 {
 		t.Fatalf("results: %d starts, %d summaries\n%s", len(res.Starts), len(res.Summary), table)
 	}
-	med := map[string]benchSummary{}
+	med := map[string]reports.Mode{}
 	for _, s := range res.Summary {
 		med[s.Mode] = s
 		if s.MedianSeconds <= 0 {

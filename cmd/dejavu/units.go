@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/dejavu-project/dejavu/reports"
 )
 
 // parseSize reads sizes such as 4096, 4k, 4KiB, 32K, 1.5GiB, 64G (binary
@@ -34,18 +36,4 @@ func parseSize(s string) (int64, error) {
 }
 
 // humanBytes prints n in binary units: 627.5 KiB, 64 GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB"}
-	v, i := float64(n)/unit, 0
-	for v >= unit && i < len(units)-1 {
-		v /= unit
-		i++
-	}
-	s := strconv.FormatFloat(v, 'f', 1, 64)
-	s = strings.TrimSuffix(s, ".0")
-	return s + " " + units[i]
-}
+func humanBytes(n int64) string { return reports.HumanBytes(n) }

@@ -1,0 +1,82 @@
+package reports
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dejavu-project/dejavu/internal/testenv"
+)
+
+// TestHTMLRendersOffline opens the HTML report in headless Chromium inside
+// a network namespace of its own (no network at all, not even loopback
+// up) and checks the screenshot: not blank, and the charts' colours are
+// on it.
+func TestHTMLRendersOffline(t *testing.T) {
+	testenv.RequireCommands(t, "chromium", "unshare")
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "test needs root for a network namespace")
+	}
+	dir := t.TempDir()
+	page := filepath.Join(dir, "report.html")
+	var b bytes.Buffer
+	if err := HTML(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(page, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(dir, "shot.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "--net", "--", testenv.LookPath("chromium"),
+		"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--window-size=1000,1400",
+		"--screenshot="+shot, "file://"+page)
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, out)
+	}
+	if keep := os.Getenv("DEJAVU_SCREENSHOT"); keep != "" {
+		if b, err := os.ReadFile(shot); err == nil {
+			os.WriteFile(keep, b, 0o644) // to look at it
+		}
+	}
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	colours := map[[3]uint8]int{}
+	bounds := img.Bounds()
+	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+			colours[rgb(img, x, y)]++
+		}
+	}
+	// Bars and fetches in their colours: prefetch blue, lazy red, warm
+	// amber; each drawn over more than a few pixels.
+	for name, c := range map[string][3]uint8{"prefetch": {0x2e, 0x86, 0xab}, "lazy": {0xe4, 0x57, 0x2e}, "warm": {0xf3, 0xa7, 0x12}} {
+		if colours[c] < 50 {
+			t.Errorf("%s colour on %d pixels of the screenshot", name, colours[c])
+		}
+	}
+	if len(colours) < 10 {
+		t.Errorf("a nearly blank screenshot: %d colours", len(colours))
+	}
+}
+
+func rgb(img image.Image, x, y int) [3]uint8 {
+	r, g, b, _ := img.At(x, y).RGBA()
+	return [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)}
+}

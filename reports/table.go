@@ -1,0 +1,98 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// Table writes the per-mode summary as a text table, or as Markdown, with
+// the physical limit under it.
+func Table(w io.Writer, r *Results, markdown bool) error {
+	opts := []tablewriter.Option{tablewriter.WithHeaderAutoFormat(tw.Off)}
+	if markdown {
+		opts = append(opts, tablewriter.WithRenderer(renderer.NewMarkdown()))
+	}
+	t := tablewriter.NewTable(w, opts...)
+	all := rows(r)
+	t.Header(all[0])
+	for _, row := range all[1:] {
+		if err := t.Append(row); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	if l := limitLine(r); l != "" {
+		_, err := fmt.Fprintf(w, "\n%s\n", l)
+		return err
+	}
+	return nil
+}
+
+// rows are the summary table's cells, the header first.
+func rows(r *Results) [][]string {
+	out := [][]string{{"mode", "median", "p90", "min", "max", "vs lazy", "vs full", "vs limit",
+		"requests", "fetched", "program read", "prefetch hit/partial/miss", "wasted"}}
+	for _, m := range r.Summary {
+		limit := ratio(m.MedianSeconds, r.PhysicalLimitSeconds)
+		if m.Mode == "warm" {
+			limit = "-" // the limit bounds cold starts
+		}
+		outcomes, wasted := "-", "-"
+		if m.Mode == "prefetch" || m.Mode == "fifo" {
+			outcomes = fmt.Sprintf("%d/%d/%d", m.Hit, m.Partial, m.Miss)
+			wasted = HumanBytes(m.WastedBytes)
+		}
+		out = append(out, []string{m.Mode, secs(m.MedianSeconds), secs(m.P90Seconds), secs(m.MinSeconds), secs(m.MaxSeconds),
+			speedup(m.VsLazy), speedup(m.VsFull), limit, strconv.FormatInt(m.MedianRequests, 10),
+			HumanBytes(m.MedianBytes), HumanBytes(m.MedianRead), outcomes, wasted})
+	}
+	return out
+}
+
+// limitLine explains the physical limit, or is empty when there is none.
+func limitLine(r *Results) string {
+	if r.PhysicalLimitSeconds <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("physical limit %s: the start needs %s at %s Mbit/s plus one round trip (%s), or the warm start if slower",
+		secs(r.PhysicalLimitSeconds), HumanBytes(r.NeededBytes), strconv.FormatFloat(float64(r.Bandwidth)*8/1e6, 'f', -1, 64), r.RTT)
+}
+
+func secs(s float64) string { return strconv.FormatFloat(s, 'f', 3, 64) + "s" }
+
+func speedup(x float64) string {
+	if x <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64) + "x"
+}
+
+func ratio(a, b float64) string {
+	if a <= 0 || b <= 0 {
+		return "-"
+	}
+	return speedup(a / b)
+}
+
+// HumanBytes prints a byte count in binary units.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB"}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < len(units)-1 {
+		v /= unit
+		i++
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + units[i]
+}
