@@ -140,6 +140,7 @@ func benchOnce(cmd *cobra.Command, mode, ref string, args []string, rf registryF
 		bf.cacheDir = warmCache
 		if _, err := os.Stat(warmCache); err != nil {
 			// Fill the warm cache once, outside the measurement.
+			fmt.Fprintln(cmd.ErrOrStderr(), "filling the warm cache: the whole image, once, through the shaped link (not timed)")
 			if err := downloadAll(cmd.Context(), ref, warmCache, rf); err != nil {
 				return reports.Start{}, err
 			}
