@@ -13,22 +13,10 @@ runs=${RUNS:-5}
 comp=${COMPRESSION:-zstd}
 suffix=""
 [ "$comp" = zstd ] || suffix="-$comp"
-work=$(mktemp -d -t dejavu-bench-XXXXXX)
-regpid=""
-cleanup() {
-	[ -n "$regpid" ] && kill "$regpid" 2>/dev/null && wait "$regpid" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
-"$dejavu" registry serve --addr 127.0.0.1:0 --dir "$work/registry" >"$work/registry.log" 2>&1 &
-regpid=$!
-for _ in $(seq 100); do
-	addr=$(sed -n 's/^serving registry on \([^ ]*\).*/\1/p' "$work/registry.log")
-	[ -n "$addr" ] && break
-	sleep 0.1
-done
-[ -n "${addr:-}" ] || { cat "$work/registry.log"; exit 1; }
+start_registry
 ref="$addr/py:bench"
 
 "$dejavu" image copy "oci:$out/image:py-$comp" "$ref" >/dev/null

@@ -12,13 +12,8 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 dejavu=bin/dejavu
 out=out/demo
 runs=${RUNS:-3}
-work=$(mktemp -d -t dejavu-demo-XXXXXX)
-regpid=""
-cleanup() {
-	[ -n "$regpid" ] && kill "$regpid" 2>/dev/null && wait "$regpid" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -31,14 +26,7 @@ step "the workload image: Debian bookworm, python3 with numpy, pandas, scipy (bu
 scripts/bench-image.sh
 
 step "start the embedded registry"
-"$dejavu" registry serve --addr 127.0.0.1:0 --dir "$work/registry" >"$work/registry.log" 2>&1 &
-regpid=$!
-for _ in $(seq 100); do
-	addr=$(sed -n 's/^serving registry on \([^ ]*\).*/\1/p' "$work/registry.log")
-	[ -n "$addr" ] && break
-	sleep 0.1
-done
-[ -n "${addr:-}" ] || { cat "$work/registry.log"; echo "registry did not start" >&2; exit 1; }
+start_registry
 echo "registry at $addr"
 ref="$addr/py:demo"
 

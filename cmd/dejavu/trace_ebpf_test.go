@@ -167,21 +167,7 @@ func TestRecordForeignDevice(t *testing.T) {
 // cold mount while every file is read and compared with its source; a
 // mount stopped in the middle of a replay leaves nothing behind.
 func TestMountWithPrefetch(t *testing.T) {
-	testenv.RequireLoop(t)
-	testenv.RequireCommands(t, "mke2fs")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
-	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ref := srv.Addr + "/bb:v1"
-	tree := busyboxTree(t)
-	dejavu(t, "image", "build", tree, ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
-	file := filepath.Join(t.TempDir(), "bb.djv")
-	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
+	_, tree, ref, file := tracedImage(t)
 	dejavu(t, "trace", "attach", ref, file)
 
 	for _, tc := range []struct{ name, trace string }{{"file", file}, {"auto", "auto"}, {"fifo", file}} {
@@ -219,20 +205,7 @@ func TestMountWithPrefetch(t *testing.T) {
 // shaped link and checks the results file: all modes timed, warm asks the
 // registry nothing, the prefetch modes report outcomes.
 func TestBenchModes(t *testing.T) {
-	testenv.RequireLoop(t)
-	testenv.RequireCommands(t, "mke2fs")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
-	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ref := srv.Addr + "/bb:v1"
-	dejavu(t, "image", "build", busyboxTree(t), ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
-	file := filepath.Join(t.TempDir(), "bb.djv")
-	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
+	_, _, ref, file := tracedImage(t)
 	dejavu(t, "trace", "attach", ref, file)
 	out := filepath.Join(t.TempDir(), "results.json")
 	table, _ := dejavu(t, "bench", ref, "--runs", "2", "--rtt", "5ms", "--bandwidth", "400Mbit", "-o", out)
