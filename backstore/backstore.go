@@ -360,12 +360,15 @@ func (b *Backstore) readAt(p []byte, off int64) (int, error) {
 	// Retries are counted per block: a read spanning many blocks that a
 	// bad disk or link corrupted repairs them one after another, while a
 	// block that stays bad after its retries is an error.
-	fails := map[[2]int64]int{}
+	var fails map[[2]int64]int // made on the first fault: reads are the hot path
 	for try := 0; ; try++ {
 		n, err := b.dev.ReadAt(p, off)
 		var bf *blockFault
 		if err == nil || !errors.As(err, &bf) {
 			return n, err
+		}
+		if fails == nil {
+			fails = map[[2]int64]int{}
 		}
 		key := [2]int64{int64(bf.layer), bf.start}
 		if fails[key]++; fails[key] > b.retries || try >= maxRepairs {

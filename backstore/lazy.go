@@ -38,13 +38,11 @@ func (b *lazyBlob) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("blob %s: read at %d outside %d bytes", b.digest, off, b.size)
 	}
 	n := min(int64(len(p)), b.size-off)
-	if err := b.ensure(b.ctx, off, n, CauseDemand); err != nil {
-		return 0, err
-	}
 	b.cache.rw.RLock()
 	defer b.cache.rw.RUnlock()
-	// A page dropped between ensure and here (checksum retry, eviction) is
-	// fetched again.
+	// What is missing is fetched, and fetched again if it is dropped
+	// (checksum retry, eviction) before it is read. Held bytes, the common
+	// case, cost one look at the page map.
 	for tries := 0; !b.held(off, n); tries++ {
 		b.cache.rw.RUnlock()
 		err := b.ensure(b.ctx, off, n, CauseDemand)
@@ -52,7 +50,7 @@ func (b *lazyBlob) ReadAt(p []byte, off int64) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if tries == 3 {
+		if tries == 4 {
 			return 0, fmt.Errorf("blob %s: bytes %d+%d keep being evicted", b.digest, off, n)
 		}
 	}

@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dejavu-project/dejavu/internal/registry"
-	"github.com/dejavu-project/dejavu/internal/testenv"
 )
 
 // BenchmarkRecordingOverhead times a cold start of the same workload with
@@ -17,18 +14,7 @@ import (
 // reports each mode's mean and the ratios to recording off (aim: <= 1.03),
 // and the encoded trace size per MB the trace covers.
 func BenchmarkRecordingOverhead(b *testing.B) {
-	testenv.RequireLoop(b)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(b, "benchmark needs /dev/fuse")
-	}
-	srv, err := registry.Start("127.0.0.1:0", b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	ref := srv.Addr + "/bb:v1"
-	tree := busyboxTreeB(b)
-	runCLI(b, "image", "build", tree, ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
+	_, _, ref := busyboxImage(b)
 	dir := b.TempDir()
 	modes := []string{"off", "backstore", "ebpf"}
 	total := map[string]time.Duration{}

@@ -149,6 +149,3 @@ func runHello(t *testing.T, raw string) {
 		t.Fatalf("/hello: %v\n%s", err, got)
 	}
 }
-
-// runCLI runs the CLI in-process for benchmarks.
-func runCLI(b *testing.B, args ...string) { dejavu(b, args...) }

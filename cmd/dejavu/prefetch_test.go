@@ -115,6 +115,18 @@ func TestMetricsDuringPrefetch(t *testing.T) {
 // tree, its reference and the trace file.
 func tracedImage(t *testing.T) (string, string, string, string) {
 	t.Helper()
+	addr, tree, ref := busyboxImage(t)
+	file := filepath.Join(t.TempDir(), "bb.djv")
+	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
+	return addr, tree, ref, file
+}
+
+// busyboxImage builds the busybox test image, whose command reads every
+// file under /data, into a fresh embedded registry; it returns the
+// registry's address, the image's tree and its reference. It skips when
+// the machine cannot mount images.
+func busyboxImage(t testing.TB) (string, string, string) {
+	t.Helper()
 	testenv.RequireLoop(t)
 	testenv.RequireCommands(t, "mke2fs")
 	if _, err := os.Stat("/dev/fuse"); err != nil {
@@ -128,7 +140,5 @@ func tracedImage(t *testing.T) (string, string, string, string) {
 	tree := busyboxTree(t)
 	ref := srv.Addr + "/bb:v1"
 	dejavu(t, "image", "build", tree, ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
-	file := filepath.Join(t.TempDir(), "bb.djv")
-	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
-	return srv.Addr, tree, ref, file
+	return srv.Addr, tree, ref
 }
