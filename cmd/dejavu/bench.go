@@ -19,6 +19,7 @@ import (
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/internal/netshape"
 	"github.com/dejavu-project/dejavu/launch"
+	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/prefetch"
 	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/trace"
@@ -27,7 +28,7 @@ import (
 func newBenchCmd() *cobra.Command {
 	var rf registryFlags
 	var ready, modes, out, bandwidth string
-	rp := replayFlags{trace: "auto", workers: defaultPrefetchWorkers, batch: defaultPrefetchBatch}
+	rp := replayFlags{trace: "auto", workers: lazymount.DefaultPrefetchWorkers, batch: lazymount.DefaultPrefetchBatch}
 	var runs int
 	var rtt, timeout time.Duration
 	cmd := &cobra.Command{
@@ -118,8 +119,8 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 	fl.DurationVar(&timeout, "timeout", 10*time.Minute, "give up on a start not ready within this")
 	fl.StringVar(&rp.trace, "trace", "auto", "trace for prefetch and fifo: auto, FILE or sha256:DIGEST")
 	fl.StringVar(&rp.workload, "workload", "", "with --trace auto: which workload's trace")
-	fl.IntVar(&rp.workers, "prefetch-workers", defaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
-	fl.Int64Var(&rp.batch, "prefetch-batch", defaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
+	fl.IntVar(&rp.workers, "prefetch-workers", lazymount.DefaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
+	fl.Int64Var(&rp.batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
 	fl.StringVarP(&out, "output", "o", "", "results JSON file; the HTML report goes next to it (.html)")
 	return cmd
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 // BenchmarkRecordingOverhead times a cold start of the same workload with
@@ -35,7 +37,7 @@ func BenchmarkRecordingOverhead(b *testing.B) {
 				_, stderr = dejavu(b, "trace", "record", ref, "--recorder", m, "-o", file, "--state-dir", b.TempDir())
 				if m == "backstore" {
 					fi, _ := os.Stat(file)
-					tr, err := readTraceFile(file)
+					tr, err := trace.ReadFile(file)
 					if err != nil {
 						b.Fatal(err)
 					}

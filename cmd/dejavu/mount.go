@@ -12,8 +12,8 @@ import (
 
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
-	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/internal/metrics"
+	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/prefetch"
 )
 
@@ -37,20 +37,6 @@ func (f *backstoreFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.metrics, "metrics-addr", "", "serve Prometheus metrics (fetches by cause, bytes, latencies, cache hits, prefetch outcomes) at http://ADDR/metrics")
 }
 
-func (f *backstoreFlags) open(ctx context.Context, ref string, rf registryFlags, extra ...backstore.Option) (*backstore.Backstore, error) {
-	limit, err := parseSize(f.cacheLimit)
-	if err != nil {
-		return nil, fmt.Errorf("--cache-limit: %w", err)
-	}
-	ropts, err := rf.options()
-	if err != nil {
-		return nil, err
-	}
-	opts := append([]backstore.Option{backstore.WithCacheDir(f.cacheDir), backstore.WithCacheLimit(limit),
-		backstore.WithRefOptions(ropts...), backstore.WithRetry(f.attempts, f.idle)}, extra...)
-	return backstore.Open(ctx, ref, opts...)
-}
-
 // mountHooks let callers see the image once it is open and the loop device
 // once it is attached, before the file system is mounted.
 type mountHooks struct {
@@ -71,90 +57,62 @@ func (r readCounter) BlobFetch(backstore.BlobFetch)      {}
 
 // mountImage opens ref lazily and mounts its file system read-only at dir.
 // The returned function tears everything down.
-func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags, hooks mountHooks, extra ...backstore.Option) (*backstore.Backstore, *device.Device, func() error, error) {
-	// Whatever a crashed earlier mount left behind goes first.
-	if n, err := device.Cleanup(ctx, device.WithStateDir(f.stateDir)); err != nil {
-		slog.Warn("cleaning up after earlier mounts", "err", err)
-	} else if n > 0 {
-		slog.Info("cleaned up mounts left by processes that died", "count", n)
+func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags, hooks mountHooks, extra ...backstore.Option) (*backstore.Backstore, func() error, error) {
+	limit, err := parseSize(f.cacheLimit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--cache-limit: %w", err)
+	}
+	ropts, err := rf.options()
+	if err != nil {
+		return nil, nil, err
 	}
 	if hooks.reads != nil {
 		extra = append(extra, backstore.WithObserver(readCounter{hooks.reads}))
 	}
-	var engine atomic.Pointer[prefetch.Engine]
+	opts := []lazymount.Option{
+		lazymount.WithStateDir(f.stateDir),
+		lazymount.WithRefOptions(ropts...),
+		lazymount.WithBackstoreOptions(backstore.WithCacheDir(f.cacheDir), backstore.WithCacheLimit(limit), backstore.WithRetry(f.attempts, f.idle)),
+		lazymount.WithBackstoreOptions(extra...),
+		lazymount.WithTrace(lazymount.TraceNone),
+	}
+	if hooks.replay != nil {
+		ro, err := hooks.replay.options()
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, ro...)
+	}
+	if hooks.opened != nil {
+		opts = append(opts, lazymount.WithOpened(hooks.opened))
+	}
+	if hooks.attached != nil {
+		opts = append(opts, lazymount.WithDeviceOptions(device.WithAttached(hooks.attached)))
+	}
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	if f.metrics != "" {
 		reg := metrics.New()
-		prefetchMetrics(reg, &engine)
 		addr, err := serveMetrics(mctx, f.metrics, reg)
 		if err != nil {
 			stopMetrics()
-			return nil, nil, nil, fmt.Errorf("--metrics-addr: %w", err)
+			return nil, nil, fmt.Errorf("--metrics-addr: %w", err)
 		}
 		slog.Info("serving metrics", "url", "http://"+addr+"/metrics")
-		extra = append(extra, backstore.WithObserver(metricsObserver{reg}))
+		opts = append(opts, lazymount.WithMetrics(lazymount.NewMetrics(reg)))
 	}
-	var early *earlyReplay
-	if hooks.replay != nil && hooks.replay.trace != "none" {
-		r, err := imageref.Parse(ref)
-		if err != nil {
-			stopMetrics()
-			return nil, nil, nil, err
-		}
-		early = newEarlyReplay(ctx, hooks.replay, r, rf)
-		extra = append(extra, early.options()...)
-	}
-	start := time.Now()
-	bs, err := f.open(ctx, ref, rf, extra...)
-	if early != nil {
-		early.opened(err == nil)
-	}
+	m, err := lazymount.Start(ctx, ref, dir, opts...)
 	if err != nil {
 		stopMetrics()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	slog.Debug("image opened", "after", time.Since(start))
-	if hooks.opened != nil {
-		hooks.opened(bs)
-	}
-	var pf *prefetcher
-	if early != nil {
-		if pf, err = early.wait(ctx); err != nil {
-			stopMetrics()
-			bs.Close()
-			return nil, nil, nil, err
-		}
-		if pf != nil {
-			engine.Store(pf.eng)
-		}
-	}
-	dopts := []device.Option{device.WithStateDir(f.stateDir)}
-	if hooks.attached != nil {
-		dopts = append(dopts, device.WithAttached(hooks.attached))
-	}
-	dev, err := device.Mount(ctx, bs, dir, dopts...)
-	if err != nil {
-		if pf != nil {
-			pf.eng.Stop()
-		}
-		stopMetrics()
-		bs.Close()
-		return nil, nil, nil, err
-	}
-	slog.Debug("mounted", "after", time.Since(start))
-	return bs, dev, func() error {
-		if pf != nil {
-			pf.eng.Stop()
-			r := pf.eng.Report()
+	return m.Backstore(), func() error {
+		defer stopMetrics()
+		r, err := m.Close()
+		if m.Prefetching() {
 			if hooks.report != nil {
 				*hooks.report = r
 			}
 			slog.Info("prefetch", "units", r.Units, "bytes", r.Bytes, "hit", r.Hit, "partial", r.Partial, "miss", r.Miss, "waste", r.Waste, "skipped", r.Skipped, "failed", r.Failed)
-		}
-		stopMetrics()
-		err := dev.Close()
-		if cerr := bs.Close(); err == nil {
-			err = cerr
 		}
 		return err
 	}, nil
@@ -180,7 +138,7 @@ the next mount or umount. Needs root.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
-			bs, _, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf, mountHooks{replay: &pf})
+			bs, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf, mountHooks{replay: &pf})
 			if err != nil {
 				return err
 			}

@@ -31,7 +31,7 @@ prefetches exactly those bytes at the next cold start.`,
 		},
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newImageCmd(), newMountCmd(), newUmountCmd(), newRunCmd(), newTraceCmd(), newBenchCmd(), newReportCmd(), newRegistryCmd(), newVersionCmd())
+	root.AddCommand(newImageCmd(), newMountCmd(), newUmountCmd(), newRunCmd(), newTraceCmd(), newBenchCmd(), newReportCmd(), newRegistryCmd(), newSnapshotterCmd(), newVersionCmd())
 	return root
 }
 

@@ -76,7 +76,7 @@ func timedStart(ctx context.Context, stdout, stderr io.Writer, ref string, args 
 	}
 	defer os.Remove(mnt)
 	start := time.Now()
-	bs, _, teardown, err := bf.mountImage(ctx, ref, mnt, rf, hooks, extra...)
+	bs, teardown, err := bf.mountImage(ctx, ref, mnt, rf, hooks, extra...)
 	if err != nil {
 		return startTiming{}, err
 	}

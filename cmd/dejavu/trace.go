@@ -31,32 +31,6 @@ image digest does not change), and cold starts prefetch exactly that.`,
 	return cmd
 }
 
-func readTraceFile(path string) (*trace.Trace, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	t, err := trace.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return t, nil
-}
-
-// writeTraceFile writes atomically, so a failed write loses no old file.
-func writeTraceFile(path string, t *trace.Trace) error {
-	b, err := trace.Marshal(t)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".partial"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 func newTraceMergeCmd() *cobra.Command {
 	var out string
 	var minRuns int
@@ -73,7 +47,7 @@ earliest first access of a range wins.`,
 			}
 			var ts []*trace.Trace
 			for _, a := range args {
-				t, err := readTraceFile(a)
+				t, err := trace.ReadFile(a)
 				if err != nil {
 					return err
 				}
@@ -83,7 +57,7 @@ earliest first access of a range wins.`,
 			if err != nil {
 				return err
 			}
-			return writeTraceFile(out, m)
+			return trace.WriteFile(out, m)
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "merged trace file")
@@ -134,7 +108,7 @@ func newTraceInspectCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var t *trace.Trace
 			if _, err := os.Stat(args[0]); err == nil {
-				if t, err = readTraceFile(args[0]); err != nil {
+				if t, err = trace.ReadFile(args[0]); err != nil {
 					return err
 				}
 			} else {
@@ -217,7 +191,7 @@ differs; --force keeps the records of the layers the image has.`,
 			if err != nil {
 				return err
 			}
-			t, err := readTraceFile(args[1])
+			t, err := trace.ReadFile(args[1])
 			if err != nil {
 				return err
 			}
@@ -290,7 +264,7 @@ func newTracePullCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := writeTraceFile(out, t); err != nil {
+			if err := trace.WriteFile(out, t); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), d)
@@ -324,7 +298,7 @@ are fetched).`,
 			if out == "" || image == "" {
 				return errors.New("-o OUT and --image REF are required")
 			}
-			t, err := readTraceFile(args[0])
+			t, err := trace.ReadFile(args[0])
 			if err != nil {
 				return err
 			}

@@ -79,7 +79,7 @@ func TestBackstoreAndEBPFAgree(t *testing.T) {
 	for _, rec := range []string{"backstore", "ebpf"} {
 		file := filepath.Join(dir, rec+".djv")
 		dejavu(t, "trace", "record", ref, "--recorder", rec, "-o", file, "--state-dir", t.TempDir())
-		tr, err := readTraceFile(file)
+		tr, err := trace.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestRecordForeignDevice(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	tr, err := readTraceFile(file)
+	tr, err := trace.ReadFile(file)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}

@@ -110,7 +110,7 @@ indexes. Needs root.`,
 			if err != nil {
 				return err
 			}
-			if err := writeTraceFile(out, t); err != nil {
+			if err := trace.WriteFile(out, t); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d ranges, %s, over %s\n", out, len(t.Records), humanBytes(t.Bytes()), t.Span().Round(time.Millisecond))
@@ -183,7 +183,7 @@ func recordDevice(cmd *cobra.Command, path, ref string, rf registryFlags, worklo
 	feed(rec, events)
 	t := rec.Trace(workload, nil, version)
 	t.Recorder = trace.RecorderEBPF
-	if err := writeTraceFile(out, t); err != nil {
+	if err := trace.WriteFile(out, t); err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d block requests, %d ranges, %s\n", out, len(events), len(t.Records), humanBytes(t.Bytes()))

@@ -1,0 +1,108 @@
+package lazymount
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/backstore/device"
+	"github.com/dejavu-project/dejavu/backstore/imageref"
+	"github.com/dejavu-project/dejavu/replay"
+)
+
+// Prefetch defaults: a few requests of a couple of MiB each keep a link of
+// tens of ms and ~100 Mbit/s busy, while the ranges the program needs next
+// are never queued far behind others.
+const (
+	DefaultPrefetchWorkers = 4
+	DefaultPrefetchBatch   = 2 << 20
+	// A registry slow to list referrers must not hold up the start.
+	DefaultTraceWait = 3 * time.Second
+)
+
+// Trace sources besides a file path or an artifact digest.
+const (
+	TraceAuto = "auto" // the trace attached to the image, if any
+	TraceNone = "none" // no prefetch
+)
+
+// Option configures Start.
+type Option func(*config)
+
+type config struct {
+	bsOpts   []backstore.Option
+	refOpts  []imageref.Option
+	devOpts  []device.Option
+	stateDir string
+	trace    string
+	workload string
+	policy   replay.Policy
+	workers  int
+	batch    int64
+	wait     time.Duration
+	opened   func(*backstore.Backstore)
+	metrics  *Metrics
+	log      *slog.Logger
+}
+
+func newConfig(opts []Option) config {
+	c := config{stateDir: device.DefaultStateDir, trace: TraceAuto, policy: replay.PolicyDejavu,
+		workers: DefaultPrefetchWorkers, batch: DefaultPrefetchBatch, wait: DefaultTraceWait, log: slog.Default()}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// WithBackstoreOptions passes options to backstore.Open (cache, retries,
+// observers).
+func WithBackstoreOptions(o ...backstore.Option) Option {
+	return func(c *config) { c.bsOpts = append(c.bsOpts, o...) }
+}
+
+// WithRefOptions sets how registries are reached, for the image and its
+// trace alike.
+func WithRefOptions(o ...imageref.Option) Option {
+	return func(c *config) { c.refOpts = append(c.refOpts, o...) }
+}
+
+// WithDeviceOptions passes options to device.Mount.
+func WithDeviceOptions(o ...device.Option) Option {
+	return func(c *config) { c.devOpts = append(c.devOpts, o...) }
+}
+
+// WithStateDir is where mount state is kept, for unmount and for cleaning
+// up after a process that died (default device.DefaultStateDir).
+func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
+
+// WithTrace chooses the trace to prefetch: TraceAuto (default), TraceNone,
+// a trace file's path, or sha256:DIGEST of a trace artifact attached to
+// the image.
+func WithTrace(source string) Option { return func(c *config) { c.trace = source } }
+
+// WithWorkload chooses among several attached traces (with TraceAuto).
+func WithWorkload(name string) Option { return func(c *config) { c.workload = name } }
+
+// WithPolicy chooses the replay policy (default replay.PolicyDejavu).
+func WithPolicy(p replay.Policy) Option { return func(c *config) { c.policy = p } }
+
+// WithPrefetchWorkers sets the prefetch requests kept in flight.
+func WithPrefetchWorkers(n int) Option { return func(c *config) { c.workers = n } }
+
+// WithPrefetchBatch sets the bytes of trace ranges one request asks for.
+func WithPrefetchBatch(n int64) Option { return func(c *config) { c.batch = n } }
+
+// WithTraceWait bounds how long, after the image opened, the mount waits
+// for the trace lookup before it goes on without prefetch.
+func WithTraceWait(d time.Duration) Option { return func(c *config) { c.wait = d } }
+
+// WithOpened is called with the open image before its file system is
+// mounted (to attach recorders).
+func WithOpened(f func(*backstore.Backstore)) Option { return func(c *config) { c.opened = f } }
+
+// WithMetrics reports the mount's fetches, device reads and prefetch
+// outcomes to m.
+func WithMetrics(m *Metrics) Option { return func(c *config) { c.metrics = m } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }

@@ -1,0 +1,191 @@
+package lazymount
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/backstore/imageref"
+	"github.com/dejavu-project/dejavu/prefetch"
+	"github.com/dejavu-project/dejavu/replay"
+	"github.com/dejavu-project/dejavu/trace"
+)
+
+// loadTrace finds the trace to replay, or nil when there is none to use,
+// for the image manifest that ref resolved to (local: from the cache).
+func (c *config) loadTrace(ctx context.Context, ref imageref.Ref, subject v1.Descriptor, local bool) (*trace.Trace, error) {
+	pull := []trace.PullOption{trace.WithSubject(subject), trace.WithPullRefOptions(c.refOpts...)}
+	switch {
+	case c.trace == TraceAuto:
+		if local {
+			// Started here before: asking the registry for traces would
+			// make a warm start wait on it; the cache holds what it needs.
+			return nil, nil
+		}
+		t, d, err := trace.Pull(ctx, ref, append(pull, trace.WithWorkload(c.workload))...)
+		if err != nil {
+			c.log.Info("no trace to prefetch", "image", ref.String(), "reason", err)
+			return nil, nil
+		}
+		c.log.Info("prefetching with the attached trace", "image", ref.String(), "digest", d, "workload", t.Workload)
+		return t, nil
+	case strings.HasPrefix(c.trace, "sha256:"):
+		t, _, err := trace.Pull(ctx, ref, append(pull, trace.WithDigest(c.trace))...)
+		return t, err
+	default:
+		return trace.ReadFile(c.trace)
+	}
+}
+
+// startReplay plans and starts the replay; slot is the observer
+// registered when the image was opened.
+func (c *config) startReplay(ctx context.Context, bs *backstore.Backstore, slot *backstore.Slot, t *trace.Trace) (*prefetch.Engine, error) {
+	var layers []v1.Hash
+	for _, l := range bs.Manifest().Layers {
+		layers = append(layers, l.Digest)
+	}
+	engOpts := []prefetch.Option{prefetch.WithWorkers(c.workers), prefetch.WithBatch(c.batch)}
+	switch c.policy {
+	case replay.PolicyDejavu:
+	case replay.PolicyFIFO:
+		// overlaybd's own replay: recorded order, many readers, no priority.
+		engOpts = []prefetch.Option{prefetch.WithWorkers(16), prefetch.WithBatch(0), prefetch.WithPriority(false), prefetch.WithFollow(false)}
+	default:
+		return nil, fmt.Errorf("replay policy %q: want %s or %s", c.policy, replay.PolicyDejavu, replay.PolicyFIFO)
+	}
+	plan, err := replay.New(t, layers, bs.Held, replay.Options{Policy: c.policy})
+	if err != nil {
+		return nil, err
+	}
+	if plan.Dropped > 0 {
+		c.log.Info("trace records of layers this image lacks were dropped", "records", plan.Dropped, "bytes", plan.DroppedBytes)
+	}
+	eng := prefetch.Start(ctx, plan, bs, engOpts...)
+	slot.Set(eng)
+	return eng, nil
+}
+
+// earlyReplay starts the replay as early as the image allows: the trace is
+// looked up as soon as the manifest is resolved, and the prefetch starts as
+// soon as both the trace and the layers' fetchers are there, while the
+// backstore still reads the layers' indexes.
+type earlyReplay struct {
+	ctx       context.Context
+	c         *config
+	ref       imageref.Ref
+	slot      *backstore.Slot
+	fetchable chan *backstore.Backstore
+	done      chan struct{} // closed when Open has returned
+	ok        bool          // and it succeeded
+	started   atomic.Bool   // the manifest was resolved and run started
+	result    chan earlyResult
+
+	mu        sync.Mutex
+	abandoned bool // wait gave up: run must not start the engine
+}
+
+type earlyResult struct {
+	eng *prefetch.Engine
+	err error
+}
+
+func newEarlyReplay(ctx context.Context, c *config, ref imageref.Ref) *earlyReplay {
+	return &earlyReplay{ctx: ctx, c: c, ref: ref, slot: &backstore.Slot{},
+		fetchable: make(chan *backstore.Backstore, 1), done: make(chan struct{}), result: make(chan earlyResult, 1)}
+}
+
+// options are the backstore options that drive it.
+func (e *earlyReplay) options() []backstore.Option {
+	return []backstore.Option{
+		backstore.WithObserver(e.slot),
+		backstore.WithResolved(func(d v1.Descriptor, local bool) {
+			e.started.Store(true)
+			go e.run(d, local)
+		}),
+		backstore.WithFetchable(func(bs *backstore.Backstore) { e.fetchable <- bs }),
+	}
+}
+
+func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
+	t, err := e.c.loadTrace(e.ctx, e.ref, subject, local)
+	if err != nil || t == nil {
+		e.result <- earlyResult{err: err}
+		return
+	}
+	var bs *backstore.Backstore
+	select {
+	case bs = <-e.fetchable:
+	case <-e.done:
+		select {
+		case bs = <-e.fetchable:
+		default:
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if bs == nil || !e.openedOK() || e.abandoned {
+		e.result <- earlyResult{}
+		return
+	}
+	eng, err := e.c.startReplay(e.ctx, bs, e.slot, t)
+	e.result <- earlyResult{eng, err}
+}
+
+// openedOK reports whether Open has not failed (yet).
+func (e *earlyReplay) openedOK() bool {
+	select {
+	case <-e.done:
+		return e.ok
+	default:
+		return true
+	}
+}
+
+// opened says that Open returned; a failed Open stops what was started.
+func (e *earlyReplay) opened(ok bool) {
+	e.ok = ok
+	close(e.done)
+	if !ok && e.started.Load() {
+		go func() {
+			if r := <-e.result; r.eng != nil {
+				r.eng.Stop()
+			}
+		}()
+	}
+}
+
+// wait returns the running replay, or nil when there is no trace to use.
+func (e *earlyReplay) wait(ctx context.Context) (*prefetch.Engine, error) {
+	if !e.started.Load() {
+		return nil, nil
+	}
+	wait := e.c.wait
+	if wait <= 0 {
+		wait = DefaultTraceWait
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case r := <-e.result:
+		return r.eng, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timer.C:
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		select {
+		case r := <-e.result: // it came after all
+			return r.eng, r.err
+		default:
+		}
+		e.abandoned = true
+		e.c.log.Warn("the image's trace was not found in time; starting without prefetch", "waited", wait)
+		return nil, nil
+	}
+}

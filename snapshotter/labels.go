@@ -1,0 +1,92 @@
+package snapshotter
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Labels under containerd.io/snapshot/ reach the snapshotter both from
+// layer annotations at unpack time and from `ctr run --snapshotter-label`.
+const (
+	// LabelImageRef and LabelManifestDigest name the image a layer belongs
+	// to; `dejavu image pull` sets them on every layer. CRI's own labels
+	// (LabelCRIImageRef, LabelCRIManifestDigest) are understood too.
+	LabelImageRef          = "containerd.io/snapshot/dejavu.image-ref"
+	LabelManifestDigest    = "containerd.io/snapshot/dejavu.manifest-digest"
+	LabelCRIImageRef       = "containerd.io/snapshot/cri.image-ref"
+	LabelCRIManifestDigest = "containerd.io/snapshot/cri.manifest-digest"
+
+	// LabelOverlaybdBlob marks an overlaybd layer (a manifest annotation).
+	LabelOverlaybdBlob = "containerd.io/snapshot/overlaybd/blob-digest"
+
+	// LabelTrace chooses a container's prefetch: auto (the trace attached
+	// to the image; the default), none, or sha256:DIGEST of an attached
+	// trace artifact.
+	LabelTrace = "containerd.io/snapshot/dejavu.trace"
+	// LabelWorkload picks among several attached traces (with auto).
+	LabelWorkload = "containerd.io/snapshot/dejavu.workload"
+	// LabelRecord records the reads of this container's start, until its
+	// snapshot is removed, into ROOT/traces/NAME.trace.
+	LabelRecord = "containerd.io/snapshot/dejavu.record"
+
+	// labelRemote is set on the committed snapshot of an overlaybd layer:
+	// the image it is read from, as repository@manifest-digest.
+	labelRemote = "containerd.io/snapshot/dejavu.remote"
+	// labelTargetRef is set by containerd's unpacker on the snapshot it
+	// prepares for a layer: the name the layer will be committed as.
+	labelTargetRef = "containerd.io/snapshot.ref"
+)
+
+// imageOf names the image a layer's labels point to, as
+// repository@digest, or "" when they name none.
+func imageOf(labels map[string]string) (string, error) {
+	ref, dgst := labels[LabelImageRef], labels[LabelManifestDigest]
+	if ref == "" {
+		ref, dgst = labels[LabelCRIImageRef], labels[LabelCRIManifestDigest]
+	}
+	if ref == "" || dgst == "" {
+		return "", nil
+	}
+	if !strings.HasPrefix(dgst, "sha256:") || len(dgst) != len("sha256:")+64 {
+		return "", fmt.Errorf("manifest digest label %q is not a sha256 digest", dgst)
+	}
+	repo := ref
+	if i := strings.Index(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	}
+	// A tag follows the last colon after the last slash.
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	if repo == "" {
+		return "", fmt.Errorf("image reference label %q names no repository", ref)
+	}
+	return repo + "@" + dgst, nil
+}
+
+var recordName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// choice is what a container's labels ask of its image mount.
+type choice struct {
+	trace    string
+	workload string
+	record   string
+}
+
+func choiceOf(labels map[string]string) (choice, error) {
+	c := choice{trace: labels[LabelTrace], workload: labels[LabelWorkload], record: labels[LabelRecord]}
+	switch {
+	case c.trace == "", c.trace == "auto", c.trace == "none":
+	case strings.HasPrefix(c.trace, "sha256:") && len(c.trace) == len("sha256:")+64:
+	default:
+		return c, fmt.Errorf("label %s=%q: want auto, none or sha256:DIGEST of an attached trace", LabelTrace, c.trace)
+	}
+	if c.trace == "" {
+		c.trace = "auto"
+	}
+	if c.record != "" && !recordName.MatchString(c.record) {
+		return c, fmt.Errorf("label %s=%q: want a name of letters, digits, '.', '_' or '-'", LabelRecord, c.record)
+	}
+	return c, nil
+}
