@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what dejavu's build, tests and demo need, when it is missing:
 # e2fsprogs (mke2fs, debugfs, e2fsck), util-linux (losetup, mount), kmod,
+# containerd and runc,
 # CA certificates, and the Go modules. Safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ command -v modprobe >/dev/null 2>&1 || [ -x /sbin/modprobe ] || [ -x /usr/sbin/m
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 # A static busybox makes the small root file systems that tests start programs in.
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# containerd and runc run containers on the dejavu snapshotter in its tests.
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
 # Headless Chromium renders the HTML report in its test.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
