@@ -7,7 +7,7 @@ FUZZTIME ?= 60s
 # mke2fs, losetup and friends live in sbin, which a non-root PATH may lack.
 export PATH := $(dir $(GO)):$(PATH):/usr/local/sbin:/usr/sbin:/sbin
 
-.PHONY: all build deps test test-race fuzz bench bench-image bench-go demo clean
+.PHONY: all build deps test test-race fuzz bench bench-containerd bench-image bench-go demo clean
 
 all: build
 
@@ -39,6 +39,10 @@ fuzz: deps
 # The startup comparison on a real workload (needs root): see scripts/bench.sh.
 bench: deps build bench-image
 	scripts/bench.sh
+
+# The same workload started through containerd on the dejavu snapshotter.
+bench-containerd: deps build bench-image
+	scripts/bench-containerd.sh
 
 # The workload image, built once into out/bench.
 bench-image: deps build

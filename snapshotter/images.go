@@ -17,6 +17,7 @@ import (
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
 	"github.com/dejavu-project/dejavu/lazymount"
+	"github.com/dejavu-project/dejavu/prefetch"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -32,14 +33,18 @@ type imageMounts struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	closed bool
+	unmounted func(image string, r prefetch.Report)
+
+	mu      sync.Mutex
+	closed  bool
+	closing int // mounts being torn down
 	byKey  map[string]*imageMount // by mount key
 	users  map[string]string      // snapshot key → mount key
 }
 
 type imageMount struct {
 	key   string
+	image string
 	dir   string
 	users map[string]bool
 	ready chan struct{} // closed when mounted or failed
@@ -79,7 +84,7 @@ func (im *imageMounts) acquire(ctx context.Context, user string, layer remoteLay
 		m = im.byKey[prev]
 	} else {
 		if m == nil {
-			m = &imageMount{key: key, dir: filepath.Join(im.root, "mnt", key), users: map[string]bool{}, ready: make(chan struct{})}
+			m = &imageMount{key: key, image: layer.image, dir: filepath.Join(im.root, "mnt", key), users: map[string]bool{}, ready: make(chan struct{})}
 			im.byKey[key] = m
 			go im.start(m, layer, ch)
 		}
@@ -152,12 +157,16 @@ func (im *imageMounts) release(user string) {
 	last := len(m.users) == 0
 	if last {
 		delete(im.byKey, key)
+		im.closing++
 	}
 	im.mu.Unlock()
 	if last {
 		if err := im.unmount(m); err != nil {
 			im.log.Warn("snapshotter: unmounting image", "dir", m.dir, "err", err)
 		}
+		im.mu.Lock()
+		im.closing--
+		im.mu.Unlock()
 	}
 }
 
@@ -168,6 +177,9 @@ func (im *imageMounts) unmount(m *imageMount) error {
 		return nil
 	}
 	rep, err := m.m.Close()
+	if im.unmounted != nil {
+		im.unmounted(m.image, rep)
+	}
 	if m.m.Prefetching() {
 		im.log.Info("snapshotter: prefetch", "dir", m.dir, "units", rep.Units, "hit", rep.Hit, "partial", rep.Partial, "miss", rep.Miss, "waste", rep.Waste, "failed", rep.Failed)
 	}
@@ -201,20 +213,34 @@ func (im *imageMounts) closeAll() error {
 	return errors.Join(errs...)
 }
 
-// cleanup tears down what a snapshotter process that died left: its
-// mounts' loop devices and FUSE servers, and mounts under mnt/.
+// cleanup tears down what a snapshotter process that died left: mounts
+// under mnt/ first (lazily: a container may still hold one, and with its
+// FUSE server gone it serves nothing anyway), then the loop devices and
+// FUSE mounts under them (a busy loop device is detached when let go).
 func (im *imageMounts) cleanup(ctx context.Context) error {
-	_, err := device.Cleanup(ctx, device.WithStateDir(im.stateDir()))
-	entries, rerr := os.ReadDir(filepath.Join(im.root, "mnt"))
-	if rerr != nil {
-		return errors.Join(err, rerr)
+	var errs []error
+	entries, err := os.ReadDir(filepath.Join(im.root, "mnt"))
+	if err != nil {
+		return err
 	}
 	for _, e := range entries {
 		dir := filepath.Join(im.root, "mnt", e.Name())
-		_ = unix.Unmount(dir, unix.MNT_DETACH)
-		if rerr := os.Remove(dir); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = errors.Join(err, rerr)
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err == nil {
+			im.log.Info("snapshotter: detached an image mount left by an earlier process", "dir", dir)
+		}
+		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
 		}
 	}
-	return err
+	if _, err := device.Cleanup(ctx, device.WithStateDir(im.stateDir())); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// mounted counts the image mounts there are, and those being torn down.
+func (im *imageMounts) mounted() int {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return len(im.byKey) + im.closing
 }

@@ -14,8 +14,10 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots/storage"
 	"github.com/containerd/continuity/fs"
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/dejavu-project/dejavu/lazymount"
+	"github.com/dejavu-project/dejavu/prefetch"
 )
 
 // Option configures New.
@@ -24,12 +26,19 @@ type Option func(*config)
 type config struct {
 	mountOpts []lazymount.Option
 	log       *slog.Logger
+	unmounted func(image string, r prefetch.Report)
 }
 
 // WithMountOptions adds options to every image mount: the cache, how
 // registries are reached, metrics, prefetch tuning.
 func WithMountOptions(o ...lazymount.Option) Option {
 	return func(c *config) { c.mountOpts = append(c.mountOpts, o...) }
+}
+
+// WithUnmounted is called when an image is unmounted, with the outcome of
+// its prefetch (zero without one).
+func WithUnmounted(f func(image string, r prefetch.Report)) Option {
+	return func(c *config) { c.unmounted = f }
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -43,6 +52,7 @@ type Snapshotter struct {
 	ms     *storage.MetaStore
 	log    *slog.Logger
 	images *imageMounts
+	lock   *os.File // held while open
 }
 
 var _ snapshots.Snapshotter = (*Snapshotter)(nil)
@@ -64,12 +74,24 @@ func New(ctx context.Context, root string, opts ...Option) (*Snapshotter, error)
 			return nil, fmt.Errorf("snapshotter: %w", err)
 		}
 	}
+	// One snapshotter to a root: a second would tear down the first's
+	// mounts as left by a dead process.
+	lock, err := os.OpenFile(filepath.Join(root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("snapshotter: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("snapshotter: another snapshotter uses %s: %w", root, err)
+	}
 	ms, err := storage.NewMetaStore(filepath.Join(root, "metadata.db"))
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("snapshotter: metadata: %w", err)
 	}
-	s := &Snapshotter{root: root, ms: ms, log: c.log}
+	s := &Snapshotter{root: root, ms: ms, log: c.log, lock: lock}
 	s.images = newImageMounts(root, c.mountOpts, c.log)
+	s.images.unmounted = c.unmounted
 	if err := s.images.cleanup(ctx); err != nil {
 		c.log.Warn("snapshotter: cleaning up after an earlier process", "err", err)
 	}
@@ -83,8 +105,12 @@ func New(ctx context.Context, root string, opts ...Option) (*Snapshotter, error)
 	return s, nil
 }
 
-func (s *Snapshotter) upperPath(id string) string { return filepath.Join(s.root, "snapshots", id, "fs") }
-func (s *Snapshotter) workPath(id string) string  { return filepath.Join(s.root, "snapshots", id, "work") }
+func (s *Snapshotter) upperPath(id string) string {
+	return filepath.Join(s.root, "snapshots", id, "fs")
+}
+func (s *Snapshotter) workPath(id string) string {
+	return filepath.Join(s.root, "snapshots", id, "work")
+}
 
 // Stat returns the info of a snapshot.
 func (s *Snapshotter) Stat(ctx context.Context, key string) (info snapshots.Info, err error) {
@@ -405,7 +431,9 @@ func (s *Snapshotter) Cleanup(ctx context.Context) error {
 // next New mounts what they need again.
 func (s *Snapshotter) Close() error {
 	err := s.images.closeAll()
-	return errors.Join(err, s.ms.Close())
+	err = errors.Join(err, s.ms.Close())
+	s.lock.Close() // releases the lock; a second Close finds it closed
+	return err
 }
 
 // remount mounts the images that active and view snapshots stand on.
@@ -427,3 +455,6 @@ func (s *Snapshotter) remount(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Mounted is how many images are mounted now (shared mounts count once).
+func (s *Snapshotter) Mounted() int { return s.images.mounted() }

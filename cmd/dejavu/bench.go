@@ -27,7 +27,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var rf registryFlags
-	var ready, modes, out, bandwidth string
+	var ready, modes, out, bandwidth, runtime string
 	rp := replayFlags{trace: "auto", workers: lazymount.DefaultPrefetchWorkers, batch: lazymount.DefaultPrefetchBatch}
 	var runs int
 	var rtt, timeout time.Duration
@@ -47,9 +47,15 @@ Before every cold start the cache is empty and the page cache dropped. For
 each start it records the time from mount start to ready, registry requests
 and bytes, the bytes the program read, and the prefetch outcomes, and writes
 them with per-mode medians as JSON. The registry must be reachable over plain
-HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
-		Example: `  dejavu bench localhost:5000/py:latest --modes full,lazy,prefetch,fifo,warm --runs 5 --rtt 20ms --bandwidth 100Mbit -o out/bench/results.json`,
-		Args:    cobra.MinimumNArgs(1),
+HTTP (a local one); the shaping proxy sits on loopback. Needs root.
+
+With --runtime containerd, each start goes through a containerd of its own
+(the machine's containerd and runc) with the dejavu snapshotter: a cold start
+is "dejavu image pull" (manifest and config only) plus "ctr run --rm", timed
+together; a warm one finds the image pulled and its bytes cached.`,
+		Example: `  dejavu bench localhost:5000/py:latest --modes full,lazy,prefetch,fifo,warm --runs 5 --rtt 20ms --bandwidth 100Mbit -o out/bench/results.json
+  dejavu bench localhost:5000/py:latest --runtime containerd --modes lazy,prefetch,warm --runs 3 -o out/bench/results-containerd.json -- python3 -c "import numpy"`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			probe, err := launch.ParseProbe(ready)
 			if err != nil {
@@ -60,9 +66,20 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 				return err
 			}
 			ms := strings.Split(modes, ",")
+			valid := []string{"full", "lazy", "prefetch", "fifo", "warm"}
+			switch runtime {
+			case "dejavu":
+			case "containerd":
+				valid = containerdModes
+				if ready != "exit" {
+					return fmt.Errorf("--runtime containerd: only --ready exit (ctr run waits for the container to exit)")
+				}
+			default:
+				return fmt.Errorf("--runtime %q: want dejavu or containerd", runtime)
+			}
 			for _, m := range ms {
-				if !slices.Contains([]string{"full", "lazy", "prefetch", "fifo", "warm"}, m) {
-					return fmt.Errorf("--modes: unknown mode %q", m)
+				if !slices.Contains(valid, m) {
+					return fmt.Errorf("--modes: mode %q: want some of %s with --runtime %s", m, strings.Join(valid, ","), runtime)
 				}
 			}
 			ref, err := imageref.Parse(args[0])
@@ -86,11 +103,24 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 			defer os.RemoveAll(work)
 			res := reports.Results{Image: args[0], Command: args[1:], Ready: ready, RTT: rtt.String(), Bandwidth: bps, Runs: runs}
 			warmCache := filepath.Join(work, "warm-cache")
+			var ctd *containerdBench
+			if runtime == "containerd" {
+				if ctd, err = startContainerdBench(cmd.Context(), rf, rp); err != nil {
+					return err
+				}
+				defer ctd.Close()
+				res.Command = append([]string{"(containerd)"}, res.Command...)
+			}
 			for run := 1; run <= runs; run++ {
 				for k := range ms {
 					// Rotate the order so that no mode always follows another.
 					mode := ms[(k+run-1)%len(ms)]
-					st, err := benchOnce(cmd, mode, shaped, args[1:], rf, probe, timeout, rp, filepath.Join(work, fmt.Sprintf("cache-%d-%s", run, mode)), warmCache, proxy)
+					var st reports.Start
+					if ctd != nil {
+						st, err = ctd.once(cmd.Context(), mode, shaped, args[1:], proxy)
+					} else {
+						st, err = benchOnce(cmd, mode, shaped, args[1:], rf, probe, timeout, rp, filepath.Join(work, fmt.Sprintf("cache-%d-%s", run, mode)), warmCache, proxy)
+					}
 					if err != nil {
 						return fmt.Errorf("run %d, %s: %w", run, mode, err)
 					}
@@ -111,7 +141,8 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.`,
 	}
 	rf.register(cmd.Flags())
 	fl := cmd.Flags()
-	fl.StringVar(&modes, "modes", "full,lazy,prefetch,fifo,warm", "modes to compare")
+	fl.StringVar(&modes, "modes", "full,lazy,prefetch,fifo,warm", "modes to compare (with --runtime containerd: lazy, prefetch, warm)")
+	fl.StringVar(&runtime, "runtime", "dejavu", "how the workload starts: dejavu (mount and start it here), or containerd (pull with dejavu image pull and ctr run on the dejavu snapshotter, with Debian's containerd and runc)")
 	fl.IntVar(&runs, "runs", 5, "starts per mode")
 	fl.DurationVar(&rtt, "rtt", 20*time.Millisecond, "round trip to the registry")
 	fl.StringVar(&bandwidth, "bandwidth", "100Mbit", "link bandwidth (e.g. 100Mbit, 12MiB; 0: unlimited)")
