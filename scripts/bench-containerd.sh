@@ -15,10 +15,7 @@ runs=${RUNS:-5}
 start_registry
 ref="$addr/py:bench"
 
-"$dejavu" image copy "oci:$out/image:py-zstd" "$ref" >/dev/null
-echo "== record the start (2 warm-ups) and attach the trace"
-"$dejavu" trace record "$ref" --runs 2 --workload py -o "$out/py-containerd.djv" --state-dir "$work/state"
-"$dejavu" trace attach "$ref" "$out/py-containerd.djv"
+push_traced "oci:$out/image:py-zstd" "$ref" "$out/py-containerd.djv"
 
 echo "== bench through containerd: $runs runs per mode, 20 ms RTT, 100 Mbit/s"
 "$dejavu" bench "$ref" --runtime containerd --workload py --modes lazy,prefetch,warm --runs "$runs" \

@@ -19,10 +19,7 @@ suffix=""
 start_registry
 ref="$addr/py:bench"
 
-"$dejavu" image copy "oci:$out/image:py-$comp" "$ref" >/dev/null
-echo "== record the start (2 warm-ups) and attach the trace"
-"$dejavu" trace record "$ref" --runs 2 --workload py -o "$out/py$suffix.djv" --state-dir "$work/state"
-"$dejavu" trace attach "$ref" "$out/py$suffix.djv"
+push_traced "oci:$out/image:py-$comp" "$ref" "$out/py$suffix.djv"
 echo "== a trace of another workload of the same image, for the mismatch check"
 "$dejavu" trace record "$ref" --workload other -o "$out/other$suffix.djv" --state-dir "$work/state" -- python3 -c "import json, csv"
 

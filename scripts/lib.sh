@@ -25,3 +25,12 @@ start_registry() {
 	echo "the registry did not start" >&2
 	exit 1
 }
+
+# push_traced IMAGE REF TRACE pushes an OCI layout image to REF, records its
+# start (two warm-up runs) into TRACE and attaches the trace to it.
+push_traced() {
+	bin/dejavu image copy "$1" "$2" >/dev/null
+	echo "== record the start (2 warm-ups) and attach the trace"
+	bin/dejavu trace record "$2" --runs 2 --workload py -o "$3" --state-dir "$work/state"
+	bin/dejavu trace attach "$2" "$3"
+}
