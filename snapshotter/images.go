@@ -37,9 +37,9 @@ type imageMounts struct {
 
 	mu      sync.Mutex
 	closed  bool
-	closing int // mounts being torn down
-	byKey  map[string]*imageMount // by mount key
-	users  map[string]string      // snapshot key → mount key
+	closing int                    // mounts being torn down
+	byKey   map[string]*imageMount // by mount key
+	users   map[string]string      // snapshot key → mount key
 }
 
 type imageMount struct {
