@@ -384,3 +384,61 @@ func (e *snapshotterEnv) startTask(t *testing.T, id string) string {
 func fifoFlag(e *snapshotterEnv) []string {
 	return []string{"--fifo-dir", filepath.Join(e.ctd.Dir, "fifo")}
 }
+
+// imageMounts counts the snapshotter's image mounts.
+func (e *snapshotterEnv) imageMounts() int {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	return strings.Count(string(b), " "+filepath.Join(e.root, "mnt")+"/")
+}
+
+// TestContainersShareOneImageMount: two containers of one image share its
+// mount, which stays while either runs and goes with the last; a trace
+// pinned by its artifact digest is prefetched.
+func TestContainersShareOneImageMount(t *testing.T) {
+	requireContainerd(t)
+	_, tree, ref, file := tracedImage(t)
+	out, _ := dejavu(t, "trace", "attach", ref, file)
+	artifact := strings.TrimSpace(out)
+	if !strings.HasPrefix(artifact, "sha256:") {
+		t.Fatalf("trace attach printed %q, want the artifact digest", out)
+	}
+	e := newSnapshotterEnv(t)
+	e.startInProcess(t)
+	e.startContainerd(t)
+	dejavu(t, "image", "pull", "--address", e.ctd.Address, "-n", e.ctd.Namespace, ref)
+
+	// The first container pins the trace and keeps running.
+	e.ctr(t, append(append([]string{"run", "-d", "--snapshotter", "dejavu", "--snapshotter-label", snapshotter.LabelTrace + "=" + artifact}, e.ctd.RunFlags()...),
+		ref, "long", "/bin/busybox", "sleep", "600")...)
+	if n := e.imageMounts(); n != 1 {
+		t.Fatalf("%d image mounts with one container, want 1", n)
+	}
+	want := md5Listing(t, tree)
+	if got := e.run(t, ref, "short", nil, "/bin/sh", "-c", "/bin/busybox md5sum /data/*/*"); got != want {
+		t.Fatalf("second container's output:\n%s\nwant:\n%s", got, want)
+	}
+	if n := e.imageMounts(); n != 1 {
+		t.Fatalf("%d image mounts with two containers of one image, want 1 shared", n)
+	}
+	// The second container is gone (its snapshot once containerd collects
+	// it); the first still has its image.
+	time.Sleep(time.Second)
+	if n := e.imageMounts(); n != 1 {
+		t.Fatalf("%d image mounts after the second container went, want 1", n)
+	}
+	m := scrape(t, e.metrics)
+	if m[`dejavu_fetches_total{cause="prefetch"}`] == 0 {
+		t.Fatalf("the pinned trace was not prefetched: %v", m)
+	}
+	e.ctr(t, "task", "kill", "-s", "SIGKILL", "long")
+	for i := 0; i < 100; i++ {
+		if out, _ := e.ctd.Ctr(t.Context(), "task", "ls"); !strings.Contains(out, "RUNNING") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.ctr(t, "task", "delete", "long")
+	e.ctr(t, "container", "delete", "long")
+	e.waitUnmounted(t)
+	e.ctr(t, "image", "rm", ref)
+}
