@@ -363,6 +363,10 @@ func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 		if err != nil {
 			return err
 		}
+		if overlaybdPayload(s.upperPath(id)) {
+			return fmt.Errorf("snapshotter: %s is an overlaybd layer unpacked as the tar it is wrapped in (a plain `ctr image pull`?): pull overlaybd images with `dejavu image pull`, which keeps their layers remote: %w",
+				name, errdefs.ErrNotImplemented)
+		}
 		du, err := fs.DiskUsage(ctx, s.upperPath(id))
 		if err != nil {
 			return err
@@ -375,6 +379,14 @@ func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 	}
 	s.images.release(key)
 	return nil
+}
+
+// overlaybdPayload reports whether dir holds nothing but the file an
+// overlaybd layer's tar wrapper carries: such a layer was unpacked by a
+// pull that did not tell the snapshotter where the image is.
+func overlaybdPayload(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return err == nil && len(entries) == 1 && entries[0].Name() == "overlaybd.commit" && entries[0].Type().IsRegular()
 }
 
 // Remove deletes a snapshot and, when it was the last on its image mount,

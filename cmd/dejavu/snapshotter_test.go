@@ -445,4 +445,18 @@ func TestContainersShareOneImageMount(t *testing.T) {
 	e.ctr(t, "container", "delete", "long")
 	e.waitUnmounted(t)
 	e.ctr(t, "image", "rm", ref)
+	// The layers' snapshots go in containerd's garbage collection.
+	for i := 0; strings.Contains(e.ctr(t, "snapshot", "--snapshotter", "dejavu", "ls"), "sha256:"); i++ {
+		if i == 200 {
+			t.Fatal("the image's snapshots stayed after it was removed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A plain ctr pull unpacks the layer as a tar, which holds only the
+	// overlaybd blob: the snapshotter refuses it and says what to do.
+	_, err := e.ctd.Ctr(t.Context(), "image", "pull", "--plain-http", "--snapshotter", "dejavu", ref)
+	if err == nil || !strings.Contains(err.Error(), "dejavu image pull") {
+		t.Fatalf("plain ctr pull of an overlaybd image: %v; want an error that names dejavu image pull", err)
+	}
 }
