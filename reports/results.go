@@ -19,8 +19,11 @@ type Results struct {
 	RTT       string   `json:"rtt"`
 	Bandwidth int64    `json:"bandwidthBytesPerSecond"`
 	Runs      int      `json:"runs"`
-	Starts    []Start  `json:"starts"`
-	Summary   []Mode   `json:"summary"`
+	// Runtime is how the workload was started: dejavu (in-process) or
+	// containerd (with the dejavu snapshotter).
+	Runtime string  `json:"runtime,omitempty"`
+	Starts  []Start `json:"starts"`
+	Summary []Mode  `json:"summary"`
 	// PhysicalLimitSeconds is max(warm, needed bytes / bandwidth + RTT),
 	// with the median needed bytes of the cold starts: no cold start can
 	// be faster.

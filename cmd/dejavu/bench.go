@@ -2,27 +2,17 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/backstore/imageref"
-	"github.com/dejavu-project/dejavu/internal/netshape"
 	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/lazymount"
-	"github.com/dejavu-project/dejavu/prefetch"
 	"github.com/dejavu-project/dejavu/reports"
-	"github.com/dejavu-project/dejavu/trace"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -65,78 +55,41 @@ together; a warm one finds the image pulled and its bytes cached.`,
 			if err != nil {
 				return err
 			}
-			ms := strings.Split(modes, ",")
-			valid := []string{"full", "lazy", "prefetch", "fifo", "warm"}
-			switch runtime {
-			case "dejavu":
-			case "containerd":
-				valid = containerdModes
-				if ready != "exit" {
-					return fmt.Errorf("--runtime containerd: only --ready exit (ctr run waits for the container to exit)")
-				}
-			default:
-				return fmt.Errorf("--runtime %q: want dejavu or containerd", runtime)
-			}
-			for _, m := range ms {
-				if !slices.Contains(valid, m) {
-					return fmt.Errorf("--modes: mode %q: want some of %s with --runtime %s", m, strings.Join(valid, ","), runtime)
-				}
-			}
-			ref, err := imageref.Parse(args[0])
+			ropts, err := rf.options()
 			if err != nil {
 				return err
 			}
-			if ref.Kind != imageref.KindRegistry {
-				return fmt.Errorf("%s: bench needs an image in a registry", args[0])
+			if rp.trace != lazymount.TraceAuto && !strings.HasPrefix(rp.trace, "sha256:") {
+				if _, err := os.Stat(rp.trace); err != nil {
+					return fmt.Errorf("--trace: %w", err)
+				}
 			}
-			host := ref.Name.Context().RegistryStr()
-			proxy, err := netshape.Start("http://"+host, netshape.WithRTT(rtt), netshape.WithBandwidth(bps))
+			res, err := reports.Run(cmd.Context(), reports.Experiment{
+				Ref:        args[0],
+				Program:    reports.Program{Args: args[1:], Ready: probe, Timeout: timeout, Stderr: cmd.ErrOrStderr()},
+				ReadySpec:  ready,
+				Modes:      strings.Split(modes, ","),
+				Runs:       runs,
+				RTT:        rtt,
+				Bandwidth:  bps,
+				Runtime:    runtime,
+				Trace:      rp.trace,
+				Workload:   rp.workload,
+				Workers:    rp.workers,
+				Batch:      rp.batch,
+				RefOptions: ropts,
+				Progress:   cmd.ErrOrStderr(),
+			})
 			if err != nil {
 				return err
 			}
-			defer proxy.Close()
-			shaped := strings.Replace(ref.Name.String(), host, proxy.Addr(), 1)
-			work, err := os.MkdirTemp("", "dejavu-bench-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(work)
-			res := reports.Results{Image: args[0], Command: args[1:], Ready: ready, RTT: rtt.String(), Bandwidth: bps, Runs: runs}
-			warmCache := filepath.Join(work, "warm-cache")
-			var ctd *containerdBench
-			if runtime == "containerd" {
-				if ctd, err = startContainerdBench(cmd.Context(), rf, rp); err != nil {
-					return err
-				}
-				defer ctd.Close()
-				res.Command = append([]string{"(containerd)"}, res.Command...)
-			}
-			for run := 1; run <= runs; run++ {
-				for k := range ms {
-					// Rotate the order so that no mode always follows another.
-					mode := ms[(k+run-1)%len(ms)]
-					var st reports.Start
-					if ctd != nil {
-						st, err = ctd.once(cmd.Context(), mode, shaped, args[1:], proxy)
-					} else {
-						st, err = benchOnce(cmd, mode, shaped, args[1:], rf, probe, timeout, rp, filepath.Join(work, fmt.Sprintf("cache-%d-%s", run, mode)), warmCache, proxy)
-					}
-					if err != nil {
-						return fmt.Errorf("run %d, %s: %w", run, mode, err)
-					}
-					st.Run = run
-					res.Starts = append(res.Starts, st)
-					fmt.Fprintf(cmd.ErrOrStderr(), "run %d %-8s %7.3fs  %5d requests  %s\n", run, mode, st.Seconds, st.Requests, humanBytes(st.Fetched))
-				}
-			}
-			res.Summarize(rtt)
 			if out != "" {
-				if err := writeResults(out, &res); err != nil {
+				if err := writeResults(out, res); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s and %s\n", out, htmlPath(out))
 			}
-			return reports.Table(cmd.OutOrStdout(), &res, false)
+			return reports.Table(cmd.OutOrStdout(), res, false)
 		},
 	}
 	rf.register(cmd.Flags())
@@ -154,75 +107,6 @@ together; a warm one finds the image pulled and its bytes cached.`,
 	fl.Int64Var(&rp.batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
 	fl.StringVarP(&out, "output", "o", "", "results JSON file; the HTML report goes next to it (.html)")
 	return cmd
-}
-
-// benchOnce makes one start in a mode.
-func benchOnce(cmd *cobra.Command, mode, ref string, args []string, rf registryFlags, probe launch.Probe, timeout time.Duration,
-	base replayFlags, cache, warmCache string, proxy *netshape.Proxy) (reports.Start, error) {
-	bf := backstoreFlags{cacheDir: cache, cacheLimit: "0", stateDir: filepath.Join(filepath.Dir(cache), "state"), idle: 10 * time.Second, attempts: 6}
-	rp := base
-	rp.policy = "dejavu"
-	if mode != "prefetch" && mode != "fifo" {
-		rp.trace = "none"
-	}
-	switch mode {
-	case "fifo":
-		rp.policy = "fifo"
-	case "warm":
-		bf.cacheDir = warmCache
-		if _, err := os.Stat(warmCache); err != nil {
-			// Fill the warm cache once, outside the measurement.
-			fmt.Fprintln(cmd.ErrOrStderr(), "filling the warm cache: the whole image, once, through the shaped link (not timed)")
-			if err := downloadAll(cmd.Context(), ref, warmCache, rf); err != nil {
-				return reports.Start{}, err
-			}
-		}
-	}
-	dropPageCache()
-	proxy.Reset()
-	var report prefetch.Report
-	var reads atomic.Int64
-	rec := trace.NewRecorder()
-	tl := &timeline{}
-	start := time.Now()
-	if mode == "full" {
-		if err := downloadAll(cmd.Context(), ref, cache, rf); err != nil {
-			return reports.Start{}, err
-		}
-	}
-	if _, err := timedStart(cmd.Context(), io.Discard, cmd.ErrOrStderr(), ref, args, rf, bf, probe, timeout, mountHooks{replay: &rp, report: &report, reads: &reads, opened: func(bs *backstore.Backstore) { rec.Attach(bs) }}, backstore.WithObserver(rec), backstore.WithObserver(tl)); err != nil {
-		return reports.Start{}, err
-	}
-	s := proxy.Stats()
-	st := reports.Start{Mode: mode, Timeline: tl.since(start), Seconds: time.Since(start).Seconds(), Requests: s.Requests, Fetched: s.Bytes, ReadBytes: reads.Load(),
-		NeededBytes: rec.Trace("", nil, "").Bytes()}
-	if mode == "prefetch" || mode == "fifo" {
-		st.Prefetch = &report
-	}
-	// Each cold cache is used once.
-	if mode != "warm" {
-		os.RemoveAll(cache)
-	}
-	return st, nil
-}
-
-// downloadAll fetches every layer blob whole into the cache, as a pull does.
-func downloadAll(ctx context.Context, ref, cache string, rf registryFlags) error {
-	ropts, err := rf.options()
-	if err != nil {
-		return err
-	}
-	bs, err := backstore.Open(ctx, ref, backstore.WithCacheDir(cache), backstore.WithRefOptions(ropts...))
-	if err != nil {
-		return err
-	}
-	defer bs.Close()
-	for i, l := range bs.Layers() {
-		if err := bs.Prefetch(ctx, i, 0, l.Descriptor.Size); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // parseBandwidth reads 100Mbit, 1Gbit, 12MiB (per second) or plain bytes.
@@ -245,32 +129,6 @@ func parseBandwidth(s string) (int64, error) {
 		return 0, fmt.Errorf("--bandwidth %q: want e.g. 100Mbit or 12MiB", s)
 	}
 	return n, nil
-}
-
-// timeline keeps a start's blob fetches.
-type timeline struct {
-	mu      sync.Mutex
-	fetches []backstore.BlobFetch
-}
-
-func (t *timeline) DeviceRead(backstore.DeviceRead) {}
-
-func (t *timeline) BlobFetch(ev backstore.BlobFetch) {
-	t.mu.Lock()
-	t.fetches = append(t.fetches, ev)
-	t.mu.Unlock()
-}
-
-// since returns the fetches relative to the start's beginning.
-func (t *timeline) since(start time.Time) []reports.Fetch {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]reports.Fetch, 0, len(t.fetches))
-	for _, f := range t.fetches {
-		out = append(out, reports.Fetch{At: f.Start.Sub(start).Seconds(), Took: f.Latency.Seconds(), Cause: f.Cause.String(),
-			Bytes: f.Length, Ranges: max(f.Ranges, 1)})
-	}
-	return out
 }
 
 // writeResults writes the results JSON and the HTML report beside it.

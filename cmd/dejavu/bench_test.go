@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -29,7 +30,7 @@ func BenchmarkRecordingOverhead(b *testing.B) {
 			var stderr string
 			switch m {
 			case "off":
-				dropPageCache()
+				reports.DropPageCache()
 				_, stderr = dejavu(b, "run", ref, "--cache", b.TempDir(), "--state-dir", b.TempDir())
 			default:
 				// record empties the cache and drops the page cache itself.

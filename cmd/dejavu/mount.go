@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,21 +42,11 @@ type mountHooks struct {
 	opened   func(*backstore.Backstore)
 	attached func(devt uint32) error
 	replay   *replayFlags // nil: no prefetch
-	// report, when set, receives the prefetch outcomes at teardown.
-	report *prefetch.Report
-	// reads, when set, counts the bytes the program read from the device.
-	reads *atomic.Int64
 }
 
-// readCounter counts device bytes read.
-type readCounter struct{ n *atomic.Int64 }
-
-func (r readCounter) DeviceRead(ev backstore.DeviceRead) { r.n.Add(ev.Length) }
-func (r readCounter) BlobFetch(backstore.BlobFetch)      {}
-
-// mountImage opens ref lazily and mounts its file system read-only at dir.
-// The returned function tears everything down.
-func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf registryFlags, hooks mountHooks, extra ...backstore.Option) (*backstore.Backstore, func() error, error) {
+// mountOptions turns the flags and hooks into lazymount options; stop ends
+// the metrics server when --metrics-addr started one.
+func (f *backstoreFlags) mountOptions(rf registryFlags, hooks mountHooks, extra ...backstore.Option) (opts []lazymount.Option, stop func(), err error) {
 	limit, err := parseSize(f.cacheLimit)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--cache-limit: %w", err)
@@ -66,10 +55,7 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 	if err != nil {
 		return nil, nil, err
 	}
-	if hooks.reads != nil {
-		extra = append(extra, backstore.WithObserver(readCounter{hooks.reads}))
-	}
-	opts := []lazymount.Option{
+	opts = []lazymount.Option{
 		lazymount.WithStateDir(f.stateDir),
 		lazymount.WithRefOptions(ropts...),
 		lazymount.WithBackstoreOptions(backstore.WithCacheDir(f.cacheDir), backstore.WithCacheLimit(limit), backstore.WithRetry(f.attempts, f.idle)),
@@ -100,22 +86,12 @@ func (f *backstoreFlags) mountImage(ctx context.Context, ref, dir string, rf reg
 		slog.Info("serving metrics", "url", "http://"+addr+"/metrics")
 		opts = append(opts, lazymount.WithMetrics(lazymount.NewMetrics(reg)))
 	}
-	m, err := lazymount.Start(ctx, ref, dir, opts...)
-	if err != nil {
-		stopMetrics()
-		return nil, nil, err
-	}
-	return m.Backstore(), func() error {
-		defer stopMetrics()
-		r, err := m.Close()
-		if m.Prefetching() {
-			if hooks.report != nil {
-				*hooks.report = r
-			}
-			slog.Info("prefetch", "units", r.Units, "bytes", r.Bytes, "hit", r.Hit, "partial", r.Partial, "miss", r.Miss, "waste", r.Waste, "skipped", r.Skipped, "failed", r.Failed)
-		}
-		return err
-	}, nil
+	return opts, stopMetrics, nil
+}
+
+// logPrefetch reports a prefetch's outcome.
+func logPrefetch(r prefetch.Report) {
+	slog.Info("prefetch", "units", r.Units, "bytes", r.Bytes, "hit", r.Hit, "partial", r.Partial, "miss", r.Miss, "waste", r.Waste, "skipped", r.Skipped, "failed", r.Failed)
 }
 
 func newMountCmd() *cobra.Command {
@@ -137,15 +113,24 @@ the next mount or umount. Needs root.`,
   dejavu mount localhost:5000/app@sha256:... /mnt/app --cache /var/cache/dejavu --cache-limit 20GiB`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			start := time.Now()
-			bs, teardown, err := bf.mountImage(cmd.Context(), args[0], args[1], rf, mountHooks{replay: &pf})
+			opts, stop, err := bf.mountOptions(rf, mountHooks{replay: &pf})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s (%s) at %s in %s\n", args[0], bs.Digest(), args[1], time.Since(start).Round(time.Millisecond))
+			defer stop()
+			start := time.Now()
+			m, err := lazymount.Start(cmd.Context(), args[0], args[1], opts...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s (%s) at %s in %s\n", args[0], m.Backstore().Digest(), args[1], time.Since(start).Round(time.Millisecond))
 			<-cmd.Context().Done()
 			slog.Info("unmounting", "dir", args[1])
-			return teardown()
+			r, err := m.Close()
+			if m.Prefetching() {
+				logPrefetch(r)
+			}
+			return err
 		},
 	}
 	rf.register(cmd.Flags())

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/reports"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +46,7 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 			if err != nil {
 				return err
 			}
-			total, mounted := st.total, st.mounted
+			total, mounted := st.Total, st.Mounted
 			fmt.Fprintf(cmd.ErrOrStderr(), "ready in %s (mount %s, program %s)\n",
 				total.Round(time.Millisecond), mounted.Round(time.Millisecond), (total - mounted).Round(time.Millisecond))
 			return nil
@@ -60,43 +60,19 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 	return cmd
 }
 
-// startTiming is how long a start took.
-type startTiming struct {
-	total, mounted time.Duration
-}
-
 // timedStart mounts ref, starts its program, waits until ready, stops it
 // and unmounts. extra adds backstore options (observers); hooks see the
 // image and the loop device as the mount is made.
 func timedStart(ctx context.Context, stdout, stderr io.Writer, ref string, args []string, rf registryFlags, bf backstoreFlags, probe launch.Probe, timeout time.Duration,
-	hooks mountHooks, extra ...backstore.Option) (startTiming, error) {
-	mnt, err := os.MkdirTemp("", "dejavu-run-")
+	hooks mountHooks, extra ...backstore.Option) (reports.Timing, error) {
+	opts, stop, err := bf.mountOptions(rf, hooks, extra...)
 	if err != nil {
-		return startTiming{}, err
+		return reports.Timing{}, err
 	}
-	defer os.Remove(mnt)
-	start := time.Now()
-	bs, teardown, err := bf.mountImage(ctx, ref, mnt, rf, hooks, extra...)
-	if err != nil {
-		return startTiming{}, err
+	defer stop()
+	t, err := reports.TimedStart(ctx, ref, reports.Program{Args: args, Ready: probe, Timeout: timeout, Stdout: stdout, Stderr: stderr}, opts...)
+	if t.Prefetch.Units > 0 {
+		logPrefetch(t.Prefetch)
 	}
-	defer teardown()
-	mounted := time.Since(start)
-	p, err := launch.Start(ctx, launch.Spec{
-		RootFS:  mnt,
-		Config:  bs.Config().Config,
-		Args:    args,
-		Ready:   probe,
-		Timeout: timeout,
-		Stdout:  stdout,
-		Stderr:  stderr,
-	})
-	if err != nil {
-		return startTiming{}, err
-	}
-	defer p.Stop(5 * time.Second)
-	if _, err := p.WaitReady(ctx); err != nil {
-		return startTiming{}, err
-	}
-	return startTiming{total: time.Since(start), mounted: mounted}, nil
+	return t, err
 }

@@ -131,7 +131,7 @@ func TestRecordForeignDevice(t *testing.T) {
 	// the program got loaded does not matter then.
 	var stderr string
 	for stderr == "" {
-		dropPageCache()
+		reports.DropPageCache()
 		if out, err := exec.Command("sh", "-c", "cat "+mnt+"/data/*/* > /dev/null").CombinedOutput(); err != nil {
 			t.Fatalf("read: %v\n%s", err, out)
 		}

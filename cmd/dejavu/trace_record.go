@@ -3,12 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/dejavu-project/dejavu/ebpf"
+	"github.com/dejavu-project/dejavu/reports"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +68,7 @@ indexes. Needs root.`,
 				}
 				runFlags := bf
 				runFlags.cacheDir = cache
-				dropPageCache()
+				reports.DropPageCache()
 				rec := trace.NewRecorder()
 				var probeBPF *ebpf.Recorder
 				var opts []backstore.Option
@@ -103,7 +102,7 @@ indexes. Needs root.`,
 				}
 				t := rec.Trace(workload, args[1:], version)
 				t.Recorder = recorder
-				fmt.Fprintf(cmd.ErrOrStderr(), "run %d: ready in %s, %d ranges, %s\n", i+1, st.total.Round(time.Millisecond), len(t.Records), humanBytes(t.Bytes()))
+				fmt.Fprintf(cmd.ErrOrStderr(), "run %d: ready in %s, %d ranges, %s\n", i+1, st.Total.Round(time.Millisecond), len(t.Records), humanBytes(t.Bytes()))
 				traces = append(traces, t)
 			}
 			t, err := trace.Merge(traces, minRuns)
@@ -188,13 +187,4 @@ func recordDevice(cmd *cobra.Command, path, ref string, rf registryFlags, worklo
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d block requests, %d ranges, %s\n", out, len(events), len(t.Records), humanBytes(t.Bytes()))
 	return nil
-}
-
-// dropPageCache empties the kernel's page cache so a start is cold; without
-// the right to, the start is recorded anyway, with a warning.
-func dropPageCache() {
-	syscall.Sync()
-	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
-		slog.Warn("cannot drop the page cache; this start may not be cold", "err", err)
-	}
 }

@@ -1,0 +1,86 @@
+package reports
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/dejavu-project/dejavu/launch"
+	"github.com/dejavu-project/dejavu/lazymount"
+	"github.com/dejavu-project/dejavu/prefetch"
+)
+
+// Program is what a start runs and when it counts as ready.
+type Program struct {
+	Args           []string // the command; empty: the image's own
+	Ready          launch.Probe
+	Timeout        time.Duration
+	Stdout, Stderr io.Writer // nil: discarded
+}
+
+// Timing is how long a start took: to ready, and of that, to mounted.
+type Timing struct {
+	Total, Mounted time.Duration
+	// Prefetch is the prefetch's outcome (zero without one).
+	Prefetch prefetch.Report
+}
+
+// TimedStart mounts ref lazily (lazymount, with opts), starts its program
+// in namespaces as a container runtime would (launch), waits until it is
+// ready, then stops it and unmounts. Needs root.
+func TimedStart(ctx context.Context, ref string, p Program, opts ...lazymount.Option) (t Timing, err error) {
+	mnt, err := os.MkdirTemp("", "dejavu-run-")
+	if err != nil {
+		return Timing{}, err
+	}
+	defer os.Remove(mnt)
+	start := time.Now()
+	m, err := lazymount.Start(ctx, ref, mnt, opts...)
+	if err != nil {
+		return Timing{}, err
+	}
+	defer func() {
+		rep, cerr := m.Close()
+		t.Prefetch = rep
+		if err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	t.Mounted = time.Since(start)
+	stdout, stderr := p.Stdout, p.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	proc, err := launch.Start(ctx, launch.Spec{
+		RootFS:  mnt,
+		Config:  m.Backstore().Config().Config,
+		Args:    p.Args,
+		Ready:   p.Ready,
+		Timeout: p.Timeout,
+		Stdout:  stdout,
+		Stderr:  stderr,
+	})
+	if err != nil {
+		return Timing{}, err
+	}
+	defer proc.Stop(5 * time.Second)
+	if _, err := proc.WaitReady(ctx); err != nil {
+		return Timing{}, err
+	}
+	t.Total = time.Since(start)
+	return t, nil
+}
+
+// DropPageCache makes the next start cold as far as the kernel goes.
+func DropPageCache() {
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		slog.Warn("cannot drop the page cache; this start may not be cold", "err", err)
+	}
+}
