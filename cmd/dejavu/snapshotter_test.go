@@ -20,11 +20,15 @@ import (
 	"testing"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/dejavu-project/dejavu/internal/containerdenv"
 	"github.com/dejavu-project/dejavu/internal/testenv"
 	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/snapshotter"
 	"github.com/dejavu-project/dejavu/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // snapshotterEnv is a containerd from the machine's packages with the
@@ -503,4 +507,64 @@ func TestBenchThroughContainerd(t *testing.T) {
 		t.Fatalf("the bench left cgroups: %v", cg)
 	}
 	t.Logf("\n%s", table)
+}
+
+// TestCRIPullKeepsLayersRemote: Kubernetes' path. containerd's CRI plugin
+// (the kubelet's image service) pulls an overlaybd image with the dejavu
+// snapshotter and snapshot annotations on: it passes the image reference
+// itself, so the layer blob is never downloaded, as with dejavu image pull.
+func TestCRIPullKeepsLayersRemote(t *testing.T) {
+	requireContainerd(t)
+	addr, _, ref := busyboxImage(t)
+	proxy, count := countingProxy(t, addr)
+	pref := strings.Replace(ref, addr, proxy, 1)
+	e := newSnapshotterEnv(t)
+	e.ns = "k8s.io"
+	e.startInProcess(t)
+	var err error
+	e.ctd, err = containerdenv.Start(t.Context(), filepath.Join(e.dir, "ctd"), containerdenv.WithProxySnapshotter("dejavu", e.sock),
+		containerdenv.WithNamespace(e.ns), containerdenv.WithCRI("dejavu", proxy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("unix://"+e.ctd.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	images := runtimeapi.NewImageServiceClient(conn)
+	// CRI comes up a moment after containerd answers.
+	var pulled *runtimeapi.PullImageResponse
+	for i := 0; ; i++ {
+		pulled, err = images.PullImage(t.Context(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: pref}})
+		if err == nil || i == 50 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("CRI pull: %v", err)
+	}
+	snaps := e.ctr(t, "snapshot", "--snapshotter", "dejavu", "ls")
+	var layer string
+	for _, line := range strings.Split(snaps, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[0], "sha256:") && f[len(f)-1] == "Committed" {
+			layer = f[0]
+		}
+	}
+	if layer == "" {
+		t.Fatalf("no committed layer snapshot after the CRI pull of %s (%s):\n%s", pref, pulled.ImageRef, snaps)
+	}
+	if content := e.ctr(t, "content", "ls", "-q"); strings.Contains(content, layer) {
+		t.Fatalf("CRI downloaded the layer blob %s:\n%s", layer, content)
+	}
+	if info := e.ctr(t, "snapshot", "--snapshotter", "dejavu", "info", layer); !strings.Contains(info, snapshotter.LabelCRIImageRef) {
+		t.Fatalf("the layer's snapshot has no CRI image label:\n%s", info)
+	}
+	if n := count.whole.Load(); n != 0 {
+		t.Fatalf("%d whole GETs of the layer blob", n)
+	}
+	if _, err := images.RemoveImage(t.Context(), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: pulled.ImageRef}}); err != nil {
+		t.Fatal(err)
+	}
 }

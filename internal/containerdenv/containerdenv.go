@@ -29,6 +29,19 @@ type Option func(*config)
 type config struct {
 	proxies   map[string]string
 	namespace string
+	cri       *criConfig
+}
+
+type criConfig struct {
+	snapshotter string
+	plainHTTP   []string
+}
+
+// WithCRI turns containerd's CRI plugin on, as a Kubernetes node has it:
+// snapshotter for every image, snapshot annotations on, and plain HTTP to
+// the registries at plainHTTP (host:port). Its namespace is k8s.io.
+func WithCRI(snapshotter string, plainHTTP ...string) Option {
+	return func(c *config) { c.cri = &criConfig{snapshotter: snapshotter, plainHTTP: plainHTTP} }
 }
 
 // WithProxySnapshotter adds a snapshotter proxy plugin named name at the
@@ -62,9 +75,22 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Daemon, error) {
 	}
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "version = 2\nroot = %q\nstate = %q\n", filepath.Join(dir, "root"), filepath.Join(dir, "state"))
-	// No Kubernetes, and no snapshotters this machine cannot run.
-	cfg.WriteString(`disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]` + "\n")
+	// No snapshotters this machine cannot run, and no Kubernetes unless
+	// asked for.
+	disabled := `"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"`
+	if c.cri == nil {
+		disabled += `, "io.containerd.grpc.v1.cri"`
+	}
+	fmt.Fprintf(&cfg, "disabled_plugins = [%s]\n", disabled)
 	fmt.Fprintf(&cfg, "[grpc]\n  address = %q\n[ttrpc]\n  address = %q\n", d.Address, d.Address+".ttrpc")
+	if c.cri != nil {
+		const cri = `plugins."io.containerd.grpc.v1.cri"`
+		fmt.Fprintf(&cfg, "[%s.containerd]\n  snapshotter = %q\n  disable_snapshot_annotations = false\n", cri, c.cri.snapshotter)
+		fmt.Fprintf(&cfg, "[%s.cni]\n  bin_dir = %q\n  conf_dir = %q\n", cri, filepath.Join(dir, "cni", "bin"), filepath.Join(dir, "cni", "conf"))
+		for _, h := range c.cri.plainHTTP {
+			fmt.Fprintf(&cfg, "[%s.registry.mirrors.%q]\n  endpoint = [%q]\n", cri, h, "http://"+h)
+		}
+	}
 	for name, addr := range c.proxies {
 		fmt.Fprintf(&cfg, "[proxy_plugins.%s]\n  type = \"snapshot\"\n  address = %q\n", name, addr)
 	}
