@@ -27,6 +27,8 @@ import (
 	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/snapshotter"
 	"github.com/dejavu-project/dejavu/trace"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -232,6 +234,40 @@ func countingProxy(t *testing.T, registry string) (string, *blobCounter) {
 	return ln.Addr().String(), c
 }
 
+// layerOf makes c count the requests for the (one) layer blob of the
+// image at ref, and returns its digest.
+func (c *blobCounter) layerOf(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil || len(m.Layers) != 1 {
+		t.Fatalf("manifest of %s: %v, %+v", ref, err, m)
+	}
+	d := m.Layers[0].Digest.String()
+	c.digest.Store(&d)
+	return d
+}
+
+// layerSnapshot is the committed snapshot of the image's one layer.
+func (e *snapshotterEnv) layerSnapshot(t *testing.T) string {
+	t.Helper()
+	snaps := e.ctr(t, "snapshot", "--snapshotter", "dejavu", "ls")
+	for _, line := range strings.Split(snaps, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[0], "sha256:") && f[len(f)-1] == "Committed" {
+			return f[0]
+		}
+	}
+	t.Fatalf("no committed layer snapshot after the pull:\n%s", snaps)
+	return ""
+}
+
 func scrape(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -268,19 +304,9 @@ func TestContainerdStartsOverlaybdLazily(t *testing.T) {
 	e.startInProcess(t)
 	e.startContainerd(t)
 
-	// The layer's digest, from the manifest containerd stored.
+	layerDigest := count.layerOf(t, ref)
 	dejavu(t, "image", "pull", "--address", e.ctd.Address, "-n", e.ctd.Namespace, pref)
-	snaps := e.ctr(t, "snapshot", "--snapshotter", "dejavu", "ls")
-	var layerDigest string
-	for _, line := range strings.Split(snaps, "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[0], "sha256:") && f[len(f)-1] == "Committed" {
-			layerDigest = f[0]
-		}
-	}
-	if layerDigest == "" {
-		t.Fatalf("no committed layer snapshot after pull:\n%s", snaps)
-	}
-	count.digest.Store(&layerDigest)
+	e.layerSnapshot(t)
 	if content := e.ctr(t, "content", "ls", "-q"); strings.Contains(content, layerDigest) {
 		t.Fatalf("the layer blob %s was downloaded into containerd's content store:\n%s", layerDigest, content)
 	}
@@ -518,6 +544,7 @@ func TestCRIPullKeepsLayersRemote(t *testing.T) {
 	addr, _, ref := busyboxImage(t)
 	proxy, count := countingProxy(t, addr)
 	pref := strings.Replace(ref, addr, proxy, 1)
+	count.layerOf(t, ref)
 	e := newSnapshotterEnv(t)
 	e.ns = "k8s.io"
 	e.startInProcess(t)
@@ -545,16 +572,7 @@ func TestCRIPullKeepsLayersRemote(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CRI pull: %v", err)
 	}
-	snaps := e.ctr(t, "snapshot", "--snapshotter", "dejavu", "ls")
-	var layer string
-	for _, line := range strings.Split(snaps, "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[0], "sha256:") && f[len(f)-1] == "Committed" {
-			layer = f[0]
-		}
-	}
-	if layer == "" {
-		t.Fatalf("no committed layer snapshot after the CRI pull of %s (%s):\n%s", pref, pulled.ImageRef, snaps)
-	}
+	layer := e.layerSnapshot(t)
 	if content := e.ctr(t, "content", "ls", "-q"); strings.Contains(content, layer) {
 		t.Fatalf("CRI downloaded the layer blob %s:\n%s", layer, content)
 	}
@@ -564,6 +582,7 @@ func TestCRIPullKeepsLayersRemote(t *testing.T) {
 	if n := count.whole.Load(); n != 0 {
 		t.Fatalf("%d whole GETs of the layer blob", n)
 	}
+	t.Logf("CRI pulled %s; the layer blob was not downloaded", pulled.ImageRef)
 	if _, err := images.RemoveImage(t.Context(), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: pulled.ImageRef}}); err != nil {
 		t.Fatal(err)
 	}
