@@ -114,8 +114,13 @@ func (e *earlyReplay) options() []backstore.Option {
 
 func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
 	t, err := e.c.loadTrace(e.ctx, e.ref, subject, local)
-	if err != nil || t == nil {
-		e.result <- earlyResult{err: err}
+	if err != nil {
+		// Prefetch is best effort: a trace that cannot be had or read
+		// costs the start its prefetch, never the start.
+		e.c.log.Warn("not prefetching", "image", e.ref.String(), "trace", e.c.trace, "reason", err)
+	}
+	if t == nil {
+		e.result <- earlyResult{}
 		return
 	}
 	var bs *backstore.Backstore
@@ -134,7 +139,10 @@ func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
 		return
 	}
 	eng, err := e.c.startReplay(e.ctx, bs, e.slot, t)
-	e.result <- earlyResult{eng, err}
+	if err != nil {
+		e.c.log.Warn("not prefetching", "image", e.ref.String(), "reason", err)
+	}
+	e.result <- earlyResult{eng: eng}
 }
 
 // openedOK reports whether Open has not failed (yet).
