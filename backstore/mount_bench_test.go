@@ -24,9 +24,7 @@ import (
 func requireMounts(b *testing.B) {
 	testenv.RequireLoop(b)
 	testenv.RequireCommands(b, "mke2fs")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(b, "benchmark needs /dev/fuse")
-	}
+	testenv.RequireFUSE(b)
 }
 
 func dropCaches(b *testing.B) {

@@ -25,9 +25,7 @@ func helloWorld(t *testing.T) string {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireLoop(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
+	testenv.RequireFUSE(t)
 	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -64,9 +64,7 @@ func requireDevice(t testing.TB) {
 	t.Helper()
 	testenv.RequireLoop(t)
 	testenv.RequireCommands(t, "mke2fs", "debugfs")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
+	testenv.RequireFUSE(t)
 }
 
 // makeImage builds an ext4 image of a generated tree.

@@ -76,9 +76,7 @@ func startMount(t *testing.T, args ...string) (stop func() error) {
 func TestMountCLI(t *testing.T) {
 	testenv.RequireLoop(t)
 	testenv.RequireCommands(t, "mke2fs")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
+	testenv.RequireFUSE(t)
 	src := t.TempDir()
 	treetest.Generate(t, src, treetest.Spec{Files: 500, MaxSmall: 40 << 10, Big: 3 << 20, Seed: 9})
 	reg, requests := countedRegistry(t)
@@ -123,9 +121,7 @@ func TestMountCLI(t *testing.T) {
 func TestMountFromDistribution(t *testing.T) {
 	testenv.RequireLoop(t)
 	testenv.RequireCommands(t, "mke2fs")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
+	testenv.RequireFUSE(t)
 	src := t.TempDir()
 	treetest.Generate(t, src, treetest.Spec{Files: 3000, MaxSmall: 32 << 10, Big: 8 << 20, Seed: 21})
 	reg := distreg.Start(t)
@@ -163,9 +159,7 @@ func TestMountFromDistribution(t *testing.T) {
 // start is timed.
 func TestRunHelloWorld(t *testing.T) {
 	testenv.RequireLoop(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
+	testenv.RequireFUSE(t)
 	layout := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
 	srv, err := registry.Start("127.0.0.1:0", t.TempDir()) // the embedded registry
 	if err != nil {

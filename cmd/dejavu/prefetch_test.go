@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -129,9 +128,7 @@ func busyboxImage(t testing.TB) (string, string, string) {
 	t.Helper()
 	testenv.RequireLoop(t)
 	testenv.RequireCommands(t, "mke2fs")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
+	testenv.RequireFUSE(t)
 	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
 	if err != nil {
 		t.Fatal(err)

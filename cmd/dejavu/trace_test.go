@@ -17,9 +17,7 @@ import (
 // it, attach it, list and pull it back, and export it for overlaybd.
 func TestTraceCommands(t *testing.T) {
 	testenv.RequireLoop(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		testenv.Skip(t, "test needs /dev/fuse")
-	}
+	testenv.RequireFUSE(t)
 	layout := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
 	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
 	if err != nil {

@@ -96,3 +96,11 @@ func RequireLoop(t testing.TB) {
 		Skip(t, "test needs loop devices (/dev/loop-control is missing)")
 	}
 }
+
+// RequireFUSE skips (or fails when Strict) unless /dev/fuse is there.
+func RequireFUSE(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		Skip(t, "test needs /dev/fuse")
+	}
+}
