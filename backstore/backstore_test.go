@@ -20,8 +20,8 @@ import (
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
 	"github.com/dejavu-project/dejavu/backstore/overlaybd"
-	"github.com/dejavu-project/dejavu/internal/testenv"
-	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
 // countingRegistry is an in-process registry that counts the requests it

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/internal/netshape"
+	"github.com/dejavu-project/dejavu/internal/bench/netshape"
 )
 
 // shaped puts a netshape proxy in front of the test registry and returns

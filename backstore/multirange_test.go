@@ -12,9 +12,9 @@ import (
 
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/imageref"
-	"github.com/dejavu-project/dejavu/internal/distreg"
-	"github.com/dejavu-project/dejavu/internal/netshape"
+	"github.com/dejavu-project/dejavu/internal/bench/netshape"
 	"github.com/dejavu-project/dejavu/internal/registry"
+	"github.com/dejavu-project/dejavu/internal/testutil/distreg"
 )
 
 // TestPrefetchExact prefetches 24 scattered ranges of a layer from three

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 // TestRecordsLoopReads attaches a loop device to a file, reads it with

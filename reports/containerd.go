@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/internal/containerdenv"
-	"github.com/dejavu-project/dejavu/internal/netshape"
+	"github.com/dejavu-project/dejavu/internal/bench/containerdenv"
+	"github.com/dejavu-project/dejavu/internal/bench/netshape"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/prefetch"
 	"github.com/dejavu-project/dejavu/snapshotter"

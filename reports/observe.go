@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/internal/netshape"
+	"github.com/dejavu-project/dejavu/internal/bench/netshape"
 	"github.com/dejavu-project/dejavu/trace"
 )
 

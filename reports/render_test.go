@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 // TestHTMLRendersOffline opens the HTML report in headless Chromium inside

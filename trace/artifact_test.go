@@ -19,9 +19,9 @@ import (
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/backstore/overlaybd"
-	"github.com/dejavu-project/dejavu/internal/distreg"
-	"github.com/dejavu-project/dejavu/internal/testenv"
-	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/internal/testutil/distreg"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 	"github.com/dejavu-project/dejavu/trace"
 )
 

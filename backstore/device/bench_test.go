@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 // BenchmarkSequentialRead reads a 256 MiB file of random data from a cold

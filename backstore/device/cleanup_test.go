@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dejavu-project/dejavu/internal/testenv"
-	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
 // fileSource serves an image file. It counts reads and the most it saw at

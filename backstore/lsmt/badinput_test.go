@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 const sampleVSize = 1 << 20

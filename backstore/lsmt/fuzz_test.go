@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 // seedLayers are small layers from the writer, a few KiB each.

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 func goldenDir(t testing.TB) string {

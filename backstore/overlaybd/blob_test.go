@@ -11,7 +11,7 @@ import (
 
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
 	"github.com/dejavu-project/dejavu/backstore/zfile"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 func golden(t testing.TB, parts ...string) string {

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
-	"github.com/dejavu-project/dejavu/internal/testenv"
-	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
 // rawFromLayer opens a built layer blob and writes its device as a raw file.

@@ -15,8 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/dejavu-project/dejavu/internal/testenv"
-	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
 type tarEntry struct {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 // debugfs runs one debugfs request against a raw ext4 image.

@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/dejavu-project/dejavu/backstore/zfile"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 // mixedInput returns n deterministic bytes in 1000-byte runs of random

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/dejavu-project/dejavu/backstore/zfile"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 // goldenSeeds returns the golden files small enough to seed a fuzzer whole,

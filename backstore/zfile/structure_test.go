@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/dejavu-project/dejavu/backstore/zfile"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 // TestWriterMatchesGoldenStructure compresses the golden input with the same

@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/dejavu-project/dejavu/backstore/imageref"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 const (

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dejavu-project/dejavu/internal/testenv"
-	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
 // dejavu runs the CLI in-process and returns what it printed.

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/dejavu-project/dejavu/internal/registry"
-	"github.com/dejavu-project/dejavu/internal/testenv"
-	"github.com/dejavu-project/dejavu/internal/treetest"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
 // TestSlowTraceLookupDoesNotHoldTheStart: a registry that never answers

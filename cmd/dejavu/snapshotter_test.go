@@ -22,8 +22,8 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/dejavu-project/dejavu/internal/containerdenv"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/bench/containerdenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/snapshotter"
 	"github.com/dejavu-project/dejavu/trace"

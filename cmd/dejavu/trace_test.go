@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/dejavu-project/dejavu/internal/registry"
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 	"github.com/dejavu-project/dejavu/trace"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dejavu-project/dejavu/internal/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
 // Version is the pinned release of the distribution registry.
