@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 func busyboxRoot(t *testing.T) string {
 	t.Helper()
 	testenv.RequireRoot(t)
+	// Work directories go under TMPDIR: a temporary directory of this
+	// test's own, so that the leftover check sees only what this test
+	// made, not what tests of other packages running beside it make.
+	t.Setenv("TMPDIR", t.TempDir())
 	const bb = "/bin/busybox"
 	f, err := elf.Open(bb)
 	if err != nil {
