@@ -5,10 +5,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/imageref"
@@ -84,8 +84,11 @@ func TestRecordThenPrefetch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	reg := metrics.New()
-	met := lazymount.NewMetrics(reg)
+	reg := metrics.NewRegistry()
+	met, err := lazymount.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m1, dir1 := start(t, ref, lazymount.WithTrace(file), lazymount.WithMetrics(met))
 	m2, dir2 := start(t, ref, lazymount.WithTrace(file), lazymount.WithMetrics(met))
 	for _, d := range []string{dir1, dir2} {
@@ -127,26 +130,28 @@ func TestRecordThenPrefetch(t *testing.T) {
 	}
 }
 
-var unitLine = regexp.MustCompile(`(?m)^dejavu_prefetch_units\{outcome="[a-z]+"\} (\d+)$`)
-
-// units sums the prefetch units in the metrics exposition.
-func units(t *testing.T, reg *metrics.Registry) int {
+// units sums the prefetch units, over every outcome, that reg gathers.
+func units(t *testing.T, reg prometheus.Gatherer) int {
 	t.Helper()
-	var b bytes.Buffer
-	if err := reg.Write(&b); err != nil {
+	families, err := reg.Gather()
+	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, m := range unitLine.FindAllStringSubmatch(b.String(), -1) {
-		v, _ := strconv.Atoi(m[1])
-		n += v
+	for _, f := range families {
+		if f.GetName() != "dejavu_prefetch_units" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			n += int(m.GetGauge().GetValue())
+		}
 	}
 	return n
 }
 
 // waitUnits waits until the running mount's plan shows in the metrics next
 // to the closed one's.
-func waitUnits(t *testing.T, reg *metrics.Registry, running *lazymount.Mount, closed int) {
+func waitUnits(t *testing.T, reg prometheus.Gatherer, running *lazymount.Mount, closed int) {
 	t.Helper()
 	for i := 0; i < 100; i++ {
 		if units(t, reg) == closed+running.Report().Units {

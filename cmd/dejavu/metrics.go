@@ -2,32 +2,25 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"time"
 
 	"github.com/dejavu-project/dejavu/internal/metrics"
+	"github.com/dejavu-project/dejavu/lazymount"
 )
 
-// serveMetrics serves /metrics on addr until ctx ends.
-func serveMetrics(ctx context.Context, addr string, r *metrics.Registry) (string, error) {
-	ln, err := net.Listen("tcp", addr)
+// withMetrics serves a fresh registry on addr until ctx ends and returns
+// the option that makes mounts report into it.
+func withMetrics(ctx context.Context, addr string) (lazymount.Option, error) {
+	reg := metrics.NewRegistry()
+	m, err := lazymount.NewMetrics(reg)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", r)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Warn("metrics server stopped", "err", err)
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	return ln.Addr().String(), nil
+	addr, err = metrics.Serve(ctx, addr, reg, metrics.WithLogger(slog.Default()))
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	slog.Info("serving metrics", "url", "http://"+addr+metrics.Path)
+	return lazymount.WithMetrics(m), nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
-	"github.com/dejavu-project/dejavu/internal/metrics"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/prefetch"
 )
@@ -77,14 +76,12 @@ func (f *backstoreFlags) mountOptions(rf registryFlags, hooks mountHooks, extra 
 	}
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	if f.metrics != "" {
-		reg := metrics.New()
-		addr, err := serveMetrics(mctx, f.metrics, reg)
+		o, err := withMetrics(mctx, f.metrics)
 		if err != nil {
 			stopMetrics()
-			return nil, nil, fmt.Errorf("--metrics-addr: %w", err)
+			return nil, nil, err
 		}
-		slog.Info("serving metrics", "url", "http://"+addr+"/metrics")
-		opts = append(opts, lazymount.WithMetrics(lazymount.NewMetrics(reg)))
+		opts = append(opts, o)
 	}
 	return opts, stopMetrics, nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/internal/metrics"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/snapshotter"
 )
@@ -75,13 +74,11 @@ Needs root. containerd's config.toml:
 			}
 			ctx := cmd.Context()
 			if metricsAddr != "" {
-				reg := metrics.New()
-				addr, err := serveMetrics(ctx, metricsAddr, reg)
+				o, err := withMetrics(ctx, metricsAddr)
 				if err != nil {
-					return fmt.Errorf("--metrics-addr: %w", err)
+					return err
 				}
-				slog.Info("serving metrics", "url", "http://"+addr+"/metrics")
-				opts = append(opts, lazymount.WithMetrics(lazymount.NewMetrics(reg)))
+				opts = append(opts, o)
 			}
 			sn, err := snapshotter.New(ctx, root, snapshotter.WithMountOptions(opts...))
 			if err != nil {

@@ -1,166 +1,64 @@
-// Package metrics keeps counters and histograms and serves them in the
-// Prometheus text format. It is small on purpose: a handful of series,
-// no global registry, nothing but the standard library.
 package metrics
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"io"
-	"math"
+	"log/slog"
+	"net"
 	"net/http"
-	"slices"
-	"sort"
-	"strconv"
-	"strings"
-	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Registry holds metric families and serves them.
-type Registry struct {
-	mu       sync.Mutex
-	families map[string]*family
-	order    []string
-	funcs    []func(emit func(name, help, typ string, labels Labels, v float64))
+// Path is where Serve exposes the metrics.
+const Path = "/metrics"
+
+// NewRegistry returns a registry holding the Go runtime and process
+// collectors.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
 }
 
-// New returns an empty registry.
-func New() *Registry { return &Registry{families: map[string]*family{}} }
+// Option configures Serve.
+type Option func(*config)
 
-// Labels are a series' label pairs.
-type Labels map[string]string
-
-type family struct {
-	name, help, typ string
-	buckets         []float64 // histograms
-	series          map[string]*series
+type config struct {
+	log *slog.Logger
 }
 
-type series struct {
-	labels Labels
-	value  float64  // counter
-	counts []uint64 // histogram, per bucket (not cumulative)
-	sum    float64  // histogram
-	n      uint64   // histogram
-}
+// WithLogger logs the server's failures (a collector that fails, the
+// listener dying) to l. By default they are discarded.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
-// Add adds v to a counter.
-func (r *Registry) Add(name, help string, labels Labels, v float64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.get(name, help, "counter", nil, labels).value += v
-}
-
-// Observe records v in a histogram with the given upper bucket bounds.
-func (r *Registry) Observe(name, help string, buckets []float64, labels Labels, v float64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.get(name, help, "histogram", buckets, labels)
-	i := sort.SearchFloat64s(r.families[name].buckets, v)
-	if i < len(s.counts) {
-		s.counts[i]++
+// Serve serves g's metrics at Path on addr until ctx ends, and returns the
+// address it listens on (addr may have port 0).
+func Serve(ctx context.Context, addr string, g prometheus.Gatherer, opts ...Option) (string, error) {
+	c := config{log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&c)
 	}
-	s.sum += v
-	s.n++
-}
-
-// Func registers a function that emits values computed at scrape time
-// (gauges, or counters kept elsewhere).
-func (r *Registry) Func(f func(emit func(name, help, typ string, labels Labels, v float64))) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.funcs = append(r.funcs, f)
-}
-
-func (r *Registry) get(name, help, typ string, buckets []float64, labels Labels) *series {
-	f, ok := r.families[name]
-	if !ok {
-		f = &family{name: name, help: help, typ: typ, buckets: slices.Sorted(slices.Values(buckets)), series: map[string]*series{}}
-		r.families[name] = f
-		r.order = append(r.order, name)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("metrics: %w", err)
 	}
-	key := labelString(labels, "", "")
-	s, ok := f.series[key]
-	if !ok {
-		s = &series{labels: labels}
-		if typ == "histogram" {
-			s.counts = make([]uint64, len(f.buckets))
+	mux := http.NewServeMux()
+	// One failing collector must not hide the others from a scrape.
+	mux.Handle(Path, promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Warn("metrics server stopped", "err", err)
 		}
-		f.series[key] = s
-	}
-	return s
-}
-
-// Write writes every series in the text exposition format.
-func (r *Registry) Write(w io.Writer) error {
-	r.mu.Lock()
-	var b strings.Builder
-	for _, name := range r.order {
-		f := r.families[name]
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, f.help, name, f.typ)
-		keys := make([]string, 0, len(f.series))
-		for k := range f.series {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			s := f.series[k]
-			if f.typ == "counter" {
-				fmt.Fprintf(&b, "%s%s %s\n", name, k, num(s.value))
-				continue
-			}
-			var cum uint64
-			for i, le := range f.buckets {
-				cum += s.counts[i]
-				fmt.Fprintf(&b, "%s_bucket%s %d\n", name, labelString(s.labels, "le", num(le)), cum)
-			}
-			fmt.Fprintf(&b, "%s_bucket%s %d\n%s_sum%s %s\n%s_count%s %d\n", name, labelString(s.labels, "le", "+Inf"), s.n,
-				name, k, num(s.sum), name, k, s.n)
-		}
-	}
-	funcs := slices.Clone(r.funcs)
-	r.mu.Unlock()
-	seen := map[string]bool{}
-	for _, fn := range funcs {
-		fn(func(name, help, typ string, labels Labels, v float64) {
-			if !seen[name] {
-				seen[name] = true
-				fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-			}
-			fmt.Fprintf(&b, "%s%s %s\n", name, labelString(labels, "", ""), num(v))
-		})
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-// ServeHTTP serves the metrics.
-func (r *Registry) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	r.Write(w)
-}
-
-func labelString(l Labels, extraK, extraV string) string {
-	keys := make([]string, 0, len(l)+1)
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, k+"="+strconv.Quote(l[k]))
-	}
-	if extraK != "" {
-		parts = append(parts, extraK+"="+strconv.Quote(extraV))
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return "{" + strings.Join(parts, ",") + "}"
-}
-
-func num(v float64) string {
-	if math.IsInf(v, 1) {
-		return "+Inf"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	}()
+	context.AfterFunc(ctx, func() { srv.Close() })
+	return ln.Addr().String(), nil
 }
