@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -65,37 +64,6 @@ earliest first access of a range wins.`,
 	return cmd
 }
 
-type traceSummary struct {
-	Image    string         `json:"image"`
-	Layers   []string       `json:"layers"`
-	Workload string         `json:"workload"`
-	Command  []string       `json:"command,omitempty"`
-	Recorder string         `json:"recorder"`
-	Runs     int            `json:"runs"`
-	Tool     string         `json:"tool,omitempty"`
-	Created  time.Time      `json:"created"`
-	Records  int            `json:"records"`
-	Bytes    int64          `json:"bytes"`
-	Span     string         `json:"span"`
-	PerLayer []int64        `json:"bytesPerLayer"`
-	Largest  []trace.Record `json:"largest"`
-}
-
-func summarize(t *trace.Trace) traceSummary {
-	s := traceSummary{Image: t.Image.String(), Workload: t.Workload, Command: t.Command, Recorder: t.Recorder, Runs: t.Runs, Tool: t.Tool,
-		Created: t.Created, Records: len(t.Records), Bytes: t.Bytes(), Span: t.Span().String(), PerLayer: make([]int64, len(t.Layers))}
-	for _, l := range t.Layers {
-		s.Layers = append(s.Layers, l.String())
-	}
-	for _, r := range t.Records {
-		s.PerLayer[r.Layer] += r.Length
-	}
-	big := slices.Clone(t.Records)
-	slices.SortFunc(big, func(a, b trace.Record) int { return int(b.Length - a.Length) })
-	s.Largest = big[:min(10, len(big))]
-	return s
-}
-
 func newTraceInspectCmd() *cobra.Command {
 	var rf registryFlags
 	var output, digest, workload string
@@ -120,7 +88,7 @@ func newTraceInspectCmd() *cobra.Command {
 					return err
 				}
 			}
-			s := summarize(t)
+			s := trace.Summarize(t)
 			switch output {
 			case "json":
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -139,7 +107,7 @@ func newTraceInspectCmd() *cobra.Command {
 	return cmd
 }
 
-func printTraceSummary(w io.Writer, s traceSummary) error {
+func printTraceSummary(w io.Writer, s trace.Summary) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "workload\t%s\n", s.Workload)
 	fmt.Fprintf(tw, "image\t%s\n", s.Image)
