@@ -12,7 +12,7 @@ export PATH := $(dir $(GO)):$(PATH):/usr/local/sbin:/usr/sbin:/sbin
 all: build
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/dejavu ./cmd/dejavu
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(shell git rev-parse HEAD 2>/dev/null)" -o bin/dejavu ./cmd/dejavu
 
 deps:
 	GO=$(GO) scripts/deps.sh

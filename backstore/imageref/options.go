@@ -17,10 +17,11 @@ import (
 type Option func(*options)
 
 type options struct {
-	insecure  bool
-	platform  v1.Platform
-	keychain  authn.Keychain
-	transport http.RoundTripper
+	insecure    bool
+	platform    v1.Platform
+	onePlatform bool
+	keychain    authn.Keychain
+	transport   http.RoundTripper
 }
 
 func makeOptions(opts []Option) options {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -37,31 +36,6 @@ func WriteIndex(ctx context.Context, r Ref, ii v1.ImageIndex, opts ...Option) er
 		return fmt.Errorf("imageref: write %s: %w", r, err)
 	}
 	return nil
-}
-
-// Copy copies the image or index that src names to dst, between registries
-// and layouts in any direction, and returns its digest. Manifests and blobs
-// are copied as they are: the digest is the same at both ends, a Docker
-// manifest stays a Docker manifest, and copying an index copies every image
-// it lists.
-func Copy(ctx context.Context, src, dst Ref, opts ...Option) (v1.Hash, error) {
-	if err := dst.check(); err != nil {
-		return v1.Hash{}, err
-	}
-	o := makeOptions(opts)
-	n, err := load(ctx, src, o)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	// A registry refuses a manifest pushed under another digest; say why
-	// before uploading every blob for nothing.
-	if d, ok := dst.Name.(name.Digest); ok && dst.Kind == KindRegistry && d.DigestStr() != n.desc.Digest.String() {
-		return v1.Hash{}, fmt.Errorf("imageref: copy %s to %s: source digest is %s", src, dst, n.desc.Digest)
-	}
-	if err := write(ctx, dst, n, o); err != nil {
-		return v1.Hash{}, fmt.Errorf("imageref: copy %s to %s: %w", src, dst, err)
-	}
-	return n.desc.Digest, nil
 }
 
 // write stores n under r; callers add the reference to errors.

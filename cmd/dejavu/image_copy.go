@@ -56,16 +56,5 @@ func runImageCopy(cmd *cobra.Command, flags *registryFlags, srcArg, dstArg strin
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	ctx := cmd.Context()
-	if !flags.platformSet() {
-		return imageref.Copy(ctx, src, dst, opts...)
-	}
-	img, err := imageref.Image(ctx, src, opts...)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	if err := imageref.WriteImage(ctx, dst, img, opts...); err != nil {
-		return v1.Hash{}, err
-	}
-	return img.Digest()
+	return imageref.Copy(cmd.Context(), src, dst, append(opts, imageref.WithPlatformOnly(flags.platformSet()))...)
 }

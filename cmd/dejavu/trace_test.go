@@ -34,7 +34,7 @@ func TestTraceCommands(t *testing.T) {
 		t.Fatalf("record:\n%s", errOut)
 	}
 	out, _ := dejavu(t, "trace", "inspect", file, "-o", "json")
-	var s traceSummary
+	var s trace.Summary
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatal(err)
 	}

@@ -35,5 +35,7 @@ func parseSize(s string) (int64, error) {
 	return int64(n), nil
 }
 
-// humanBytes prints n in binary units: 627.5 KiB, 64 GiB.
+// humanBytes prints n in binary units: 627.5 KiB, 64 GiB. Sizes are
+// formatted in one place, reports.HumanBytes, so that the commands' output
+// and the reports read alike; this is its short name for the commands.
 func humanBytes(n int64) string { return reports.HumanBytes(n) }

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dejavu-project/dejavu/trace"
+)
+
+func newTraceMergeCmd() *cobra.Command {
+	var out string
+	var minRuns int
+	cmd := &cobra.Command{
+		Use:   "merge FILE... -o OUT",
+		Short: "Merge traces of the same workload and image",
+		Long: `Merge keeps the byte ranges read in at least --min-runs of the traces; the
+earliest first access of a range wins.`,
+		Example: `  dejavu trace merge run1.djv run2.djv run3.djv --min-runs 2 -o web.djv`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("-o OUT is required")
+			}
+			var ts []*trace.Trace
+			for _, a := range args {
+				t, err := trace.ReadFile(a)
+				if err != nil {
+					return err
+				}
+				ts = append(ts, t)
+			}
+			m, err := trace.Merge(ts, minRuns)
+			if err != nil {
+				return err
+			}
+			return trace.WriteFile(out, m)
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "merged trace file")
+	cmd.Flags().IntVar(&minRuns, "min-runs", 1, "keep ranges seen in at least this many traces")
+	return cmd
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dejavu-project/dejavu/trace"
+)
+
+func newTracePullCmd() *cobra.Command {
+	var rf registryFlags
+	var out, digest, workload string
+	cmd := &cobra.Command{
+		Use:   "pull REF -o FILE",
+		Short: "Fetch an attached trace",
+		Example: `  dejavu trace pull localhost:5000/app:latest --workload web -o web.djv
+  dejavu trace pull localhost:5000/app:latest --digest sha256:... -o pinned.djv`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("-o FILE is required")
+			}
+			ref, ropts, err := traceRef(args[0], rf)
+			if err != nil {
+				return err
+			}
+			t, d, err := trace.Pull(cmd.Context(), ref, trace.WithDigest(digest), trace.WithWorkload(workload), trace.WithPullRefOptions(ropts...))
+			if err != nil {
+				return err
+			}
+			if err := trace.WriteFile(out, t); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), d)
+			return nil
+		},
+	}
+	rf.register(cmd.Flags())
+	cmd.Flags().StringVarP(&out, "output", "o", "", "trace file to write")
+	cmd.Flags().StringVar(&digest, "digest", "", "the trace artifact digest")
+	cmd.Flags().StringVar(&workload, "workload", "", "the newest trace of this workload")
+	return cmd
+}
