@@ -3,49 +3,32 @@ package backstore_test
 import (
 	"bytes"
 	"context"
-	"io"
-	"log"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
 	"github.com/dejavu-project/dejavu/backstore/overlaybd"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
-// countingRegistry is an in-process registry that counts the requests it
-// answers.
+// countingRegistry is go-containerregistry's plain registry, counting the
+// requests it answers: TestPrefetchExact needs its way with multi-range
+// requests (only the first range is answered).
 type countingRegistry struct {
-	host     string
-	requests atomic.Int64
-	blobGets atomic.Int64
+	host string
+	*testreg.Counter
 }
 
 func startRegistry(t *testing.T) *countingRegistry {
 	t.Helper()
-	cr := &countingRegistry{}
-	h := registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cr.requests.Add(1)
-		if strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet {
-			cr.blobGets.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	cr.host = strings.TrimPrefix(srv.URL, "http://")
-	return cr
+	c := new(testreg.Counter)
+	return &countingRegistry{host: testreg.Start(t, testreg.WithGGCR(), testreg.WithCounter(c)).Addr, Counter: c}
 }
 
 // builtImage builds a small image from a generated tree, pushes it and
@@ -110,22 +93,22 @@ func TestLazyMatchesLocalAndWarmIsOffline(t *testing.T) {
 	ref, layer, _ := builtImage(t, reg, 400)
 	want := readAll(t, localDevice(t, layer), localDevice(t, layer).Size())
 	cache := t.TempDir()
-	reg.requests.Store(0)
+	reg.Reset()
 	bs, err := backstore.Open(context.Background(), ref, backstore.WithCacheDir(cache))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opened := reg.requests.Load()
+	opened := reg.Requests()
 	got := readAll(t, bs, bs.Size())
 	if !bytes.Equal(got, want) {
 		t.Fatal("lazy device differs from the local one")
 	}
-	cold := reg.requests.Load()
-	t.Logf("cold: %d requests to open, %d in all, %d blob GETs", opened, cold, reg.blobGets.Load())
+	cold := reg.Requests()
+	t.Logf("cold: %d requests to open, %d in all, %d blob GETs", opened, cold, reg.BlobGets())
 	if err := bs.Close(); err != nil {
 		t.Fatal(err)
 	}
-	reg.requests.Store(0)
+	reg.Reset()
 	bs, err = backstore.Open(context.Background(), ref, backstore.WithCacheDir(cache))
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +117,7 @@ func TestLazyMatchesLocalAndWarmIsOffline(t *testing.T) {
 	if !bytes.Equal(readAll(t, bs, bs.Size()), want) {
 		t.Fatal("warm device differs from the local one")
 	}
-	if n := reg.requests.Load(); n != 0 {
+	if n := reg.Requests(); n != 0 {
 		t.Fatalf("warm open and full read made %d registry requests, want 0", n)
 	}
 }
@@ -187,11 +170,7 @@ func (m *mismatch) Error() string { return "bytes differ" }
 func TestHelloWorldFromRegistry(t *testing.T) {
 	reg := startRegistry(t)
 	layout := testenv.OverlaybdTestdata(t) + "/hello-world-oci-layout"
-	src, _ := imageref.Parse("oci:" + layout + ":amd64-converted")
-	dst, _ := imageref.Parse(reg.host + "/hello:obd")
-	if _, err := imageref.Copy(context.Background(), src, dst); err != nil {
-		t.Fatal(err)
-	}
+	testreg.Push(t, layout, testreg.HelloWorldConverted, reg.host+"/hello:obd")
 	bs, err := backstore.Open(context.Background(), reg.host+"/hello:obd", backstore.WithCacheDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ func TestCorruptCacheIsRefetched(t *testing.T) {
 	}
 	f.Close()
 
-	reg.blobGets.Store(0)
+	reg.Reset()
 	bs, err = backstore.Open(context.Background(), ref, backstore.WithCacheDir(cache))
 	if err != nil {
 		t.Fatal(err)
@@ -53,10 +53,10 @@ func TestCorruptCacheIsRefetched(t *testing.T) {
 	if got := readAll(t, bs, bs.Size()); !bytes.Equal(got, want) {
 		t.Fatal("bytes differ after refetching corrupt units")
 	}
-	if reg.blobGets.Load() == 0 {
+	if reg.BlobGets() == 0 {
 		t.Fatalf("%d corrupt bytes were served without a refetch", flipped)
 	}
-	t.Logf("%d flipped bytes, %d blob GETs to repair them", flipped, reg.blobGets.Load())
+	t.Logf("%d flipped bytes, %d blob GETs to repair them", flipped, reg.BlobGets())
 }
 
 // TestCacheBound: with a bound smaller than the image, a full read works and

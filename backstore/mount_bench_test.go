@@ -16,8 +16,8 @@ import (
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/backstore/overlaybd"
 	"github.com/dejavu-project/dejavu/internal/bench/netshape"
-	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
@@ -35,18 +35,14 @@ func dropCaches(b *testing.B) {
 }
 
 // pushBuilt builds dir into an image in a fresh embedded registry.
-func pushBuilt(b *testing.B, dir string) (ref string, built *overlaybd.Built, reg *registry.Server) {
+func pushBuilt(b *testing.B, dir string) (ref string, built *overlaybd.Built, reg *testreg.Registry) {
 	built, err := overlaybd.Build(context.Background(), dir)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { built.Close() })
-	reg, err = registry.Start("127.0.0.1:0", b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { reg.Close() })
-	ref = reg.Addr + "/bench:v1"
+	reg = testreg.Start(b)
+	ref = reg.Ref("bench:v1")
 	r, _ := imageref.Parse(ref)
 	if err := imageref.WriteImage(context.Background(), r, built.Image); err != nil {
 		b.Fatal(err)

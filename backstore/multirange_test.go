@@ -13,8 +13,8 @@ import (
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/internal/bench/netshape"
-	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testutil/distreg"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 )
 
 // TestPrefetchExact prefetches 24 scattered ranges of a layer from three
@@ -45,11 +45,7 @@ func TestPrefetchExact(t *testing.T) {
 		}
 		return ref
 	}
-	embedded, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { embedded.Close() })
+	embedded := testreg.Start(t)
 
 	// Ranges spread over the blob, 3–20 KiB, none on a page boundary,
 	// away from the headers and indexes that opening the image fetched.

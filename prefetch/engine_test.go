@@ -17,8 +17,8 @@ import (
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
 	"github.com/dejavu-project/dejavu/backstore/overlaybd"
 	"github.com/dejavu-project/dejavu/internal/bench/netshape"
-	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 	"github.com/dejavu-project/dejavu/prefetch"
 	"github.com/dejavu-project/dejavu/replay"
@@ -42,11 +42,7 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { built.Close() })
-	reg, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	reg := testreg.Start(t)
 	r, _ := imageref.Parse(reg.Addr + "/app:v1")
 	if err := imageref.WriteImage(context.Background(), r, built.Image); err != nil {
 		t.Fatal(err)

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/dejavu-project/dejavu/backstore"
@@ -21,6 +17,7 @@ import (
 	"github.com/dejavu-project/dejavu/backstore/overlaybd"
 	"github.com/dejavu-project/dejavu/internal/testutil/distreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 	"github.com/dejavu-project/dejavu/trace"
 )
@@ -75,9 +72,7 @@ func recorded(t *testing.T, host, workload string, files int) (imageref.Ref, *tr
 
 func TestAttachListPull(t *testing.T) {
 	regs := map[string]string{}
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	regs["ggcr (referrers API)"] = strings.TrimPrefix(srv.URL, "http://")
+	regs["embedded (referrers API)"] = testreg.Start(t).Addr
 	regs["distribution (fallback tag)"] = distreg.Start(t)
 	for name, host := range regs {
 		t.Run(name, func(t *testing.T) {
@@ -126,9 +121,7 @@ func TestAttachListPull(t *testing.T) {
 }
 
 func TestAttachRefusesOtherImage(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := testreg.Start(t).Addr
 	ref, tr, _ := recorded(t, host, "w", 50)
 	other := *tr
 	other.Layers = append([]v1.Hash{}, tr.Layers...)
@@ -189,9 +182,7 @@ func FuzzParseArtifact(f *testing.F) {
 // TestExportRealImage exports a recorded trace of a real compressed image
 // and checks every record against the layer's uncompressed file.
 func TestExportRealImage(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	_, tr, bs := recorded(t, strings.TrimPrefix(srv.URL, "http://"), "w", 100)
+	_, tr, bs := recorded(t, testreg.Start(t).Addr, "w", 100)
 	var blobs []*overlaybd.Blob
 	for _, l := range bs.Layers() {
 		blobs = append(blobs, l.Blob)
@@ -223,9 +214,7 @@ func TestOrasDiscoversTraces(t *testing.T) {
 	if _, err := os.Stat(oras); err != nil {
 		testenv.Skip(t, "oras is not installed (make deps installs it)")
 	}
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	for _, host := range []string{strings.TrimPrefix(srv.URL, "http://"), distreg.Start(t)} {
+	for _, host := range []string{testreg.Start(t).Addr, distreg.Start(t)} {
 		ref, tr, _ := recorded(t, host, "oras-check", 30)
 		d, err := trace.Attach(context.Background(), ref, tr)
 		if err != nil {

@@ -6,19 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 )
 
 const (
@@ -29,17 +27,6 @@ const (
 	dockerArm64       = "sha256:efebf0f7aee69450f99deafe11121afa720abed733943e50581a9dc7540689c8"
 	dockerS390x       = "sha256:574efe68740d3bee2ef780036aee2e2da5cf7097ac06513f9f01f41e03365399"
 )
-
-// newRegistry starts an in-process registry and returns its host:port.
-func newRegistry(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(
-		registry.WithReferrersSupport(true),
-		registry.Logger(log.New(io.Discard, "", 0)),
-	))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 func fixtureLayout(t *testing.T) string {
 	t.Helper()
@@ -82,7 +69,7 @@ func readBlob(t *testing.T, dir, digest string) []byte {
 func TestCopyOverlaybdImage(t *testing.T) {
 	ctx := context.Background()
 	fixture := fixtureLayout(t)
-	host := newRegistry(t)
+	host := testreg.Start(t).Addr
 	out := filepath.Join(t.TempDir(), "layout")
 
 	src := mustParse(t, "oci:"+fixture+":amd64-converted")
@@ -153,7 +140,7 @@ func readBlobFile(t *testing.T, path string) []byte {
 func TestCopyDockerManifestList(t *testing.T) {
 	ctx := context.Background()
 	fixture := fixtureLayout(t)
-	host := newRegistry(t)
+	host := testreg.Start(t).Addr
 	out := filepath.Join(t.TempDir(), "layout")
 
 	src := mustParse(t, "oci:"+fixture+":docker-list")
@@ -241,7 +228,7 @@ func TestCopyRandomIndex(t *testing.T) {
 	}
 	mustCopy(t, a, b, want.String())
 
-	host := newRegistry(t)
+	host := testreg.Start(t).Addr
 	r1 := mustParse(t, host+"/one/rand:v1")
 	r2 := mustParse(t, host+"/two/rand@"+want.String())
 	mustCopy(t, b, r1, want.String())
@@ -366,7 +353,7 @@ func TestWriteLayoutReplacesSameName(t *testing.T) {
 }
 
 func TestContextCancelled(t *testing.T) {
-	host := newRegistry(t)
+	host := testreg.Start(t).Addr
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := Image(ctx, mustParse(t, host+"/hello/world:none"))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dejavu-project/dejavu/internal/testutil/busybox"
 	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/trace"
 )
@@ -17,7 +18,7 @@ import (
 // reports each mode's mean and the ratios to recording off (aim: <= 1.03),
 // and the encoded trace size per MB the trace covers.
 func BenchmarkRecordingOverhead(b *testing.B) {
-	_, _, ref := busyboxImage(b)
+	_, _, ref := busybox.Image(b)
 	dir := b.TempDir()
 	modes := []string{"off", "backstore", "ebpf"}
 	total := map[string]time.Duration{}

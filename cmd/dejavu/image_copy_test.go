@@ -3,18 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 )
 
 const (
@@ -35,19 +31,9 @@ func runImage(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func testRegistry(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(
-		registry.WithReferrersSupport(true),
-		registry.Logger(log.New(io.Discard, "", 0)),
-	))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
 func TestImageCopy(t *testing.T) {
 	fixture := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
-	host := testRegistry(t)
+	host := testreg.Start(t).Addr
 	out := filepath.Join(t.TempDir(), "layout")
 
 	steps := [][2]string{

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
 
@@ -47,7 +48,7 @@ func dejavuErr(t *testing.T, args ...string) error {
 func TestHelloWorldThroughRegistry(t *testing.T) {
 	testenv.RequireCommands(t, "debugfs")
 	layout := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
-	reg := testRegistry(t)
+	reg := testreg.Start(t).Addr
 	dst := reg + "/hello:overlaybd"
 	out, _ := dejavu(t, "image", "copy", "oci:"+layout+":amd64-converted", dst)
 	if !strings.Contains(out, "sha256:42caa56a19e082b872d43f645bb392e25c9e78bce429755bd709fac598265f88") {
@@ -88,7 +89,7 @@ func TestBuildInspectRawCLI(t *testing.T) {
 	testenv.RequireLoop(t)
 	src := t.TempDir()
 	treetest.Generate(t, src, treetest.Spec{Files: 200, MaxSmall: 20 << 10, Seed: 5})
-	reg := testRegistry(t)
+	reg := testreg.Start(t).Addr
 	dst := reg + "/built:v1"
 	dejavu(t, "image", "build", src, dst, "--compression", "zstd", "--block-size", "16KiB", "--cmd", "/bin/true")
 	out, _ := dejavu(t, "image", "inspect", dst, "-o", "json")
@@ -120,7 +121,7 @@ func TestConvertHelloWorld(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "mke2fs", "debugfs")
 	layout := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
-	reg := testRegistry(t)
+	reg := testreg.Start(t).Addr
 	dst := reg + "/hello:converted"
 	dejavu(t, "image", "convert", "oci:"+layout+":amd64", dst)
 	out, _ := dejavu(t, "image", "inspect", dst, "-o", "json")

@@ -3,36 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	ggcr "github.com/google/go-containerregistry/pkg/registry"
-
 	"github.com/dejavu-project/dejavu/internal/bench/netshape"
-	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testutil/distreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
-
-// countedRegistry is an in-process registry that counts requests.
-func countedRegistry(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	var n atomic.Int64
-	h := ggcr.New(ggcr.WithReferrersSupport(true))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://"), &n
-}
 
 // startMount runs "dejavu mount" until the returned stop is called.
 func startMount(t *testing.T, args ...string) (stop func() error) {
@@ -79,28 +61,28 @@ func TestMountCLI(t *testing.T) {
 	testenv.RequireFUSE(t)
 	src := t.TempDir()
 	treetest.Generate(t, src, treetest.Spec{Files: 500, MaxSmall: 40 << 10, Big: 3 << 20, Seed: 9})
-	reg, requests := countedRegistry(t)
-	ref := reg + "/app:v1"
+	var requests testreg.Counter
+	ref := testreg.Start(t, testreg.WithCounter(&requests)).Ref("app:v1")
 	dejavu(t, "image", "build", src, ref)
 	cache, state := t.TempDir(), t.TempDir()
 	target := filepath.Join(t.TempDir(), "mnt")
 	flags := []string{"--cache", cache, "--state-dir", state}
 
-	requests.Store(0)
+	requests.Reset()
 	stop := startMount(t, append([]string{ref, target}, flags...)...)
 	treetest.Compare(t, src, target)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	cold := requests.Load()
+	cold := requests.Requests()
 	if cold == 0 {
 		t.Fatal("a cold mount made no registry request")
 	}
 
-	requests.Store(0)
+	requests.Reset()
 	stop = startMount(t, append([]string{ref, target}, flags...)...)
 	treetest.Compare(t, src, target)
-	if n := requests.Load(); n != 0 {
+	if n := requests.Requests(); n != 0 {
 		t.Errorf("warm mount and full read made %d registry requests, want 0", n)
 	}
 	dejavu(t, "umount", target, "--state-dir", state)
@@ -160,15 +142,8 @@ func TestMountFromDistribution(t *testing.T) {
 func TestRunHelloWorld(t *testing.T) {
 	testenv.RequireLoop(t)
 	testenv.RequireFUSE(t)
-	layout := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
-	srv, err := registry.Start("127.0.0.1:0", t.TempDir()) // the embedded registry
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	reg := srv.Addr
-	dejavu(t, "image", "copy", "oci:"+layout+":amd64-converted", reg+"/hello:obd")
-	out, errOut := dejavu(t, "run", reg+"/hello:obd", "--cache", t.TempDir(), "--state-dir", t.TempDir())
+	ref := testreg.Start(t).HelloWorld(t, "hello:obd")
+	out, errOut := dejavu(t, "run", ref, "--cache", t.TempDir(), "--state-dir", t.TempDir())
 	if !strings.Contains(out, "Hello from Docker!") {
 		t.Fatalf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dejavu-project/dejavu/internal/registry"
+	"github.com/dejavu-project/dejavu/internal/testutil/busybox"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
@@ -61,12 +60,7 @@ func TestSlowTraceLookupDoesNotHoldTheStart(t *testing.T) {
 func TestMetricsDuringPrefetch(t *testing.T) {
 	_, tree, ref, file := tracedImage(t)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(t)
 	target := filepath.Join(t.TempDir(), "mnt")
 	stop := startMount(t, ref, target, "--cache", t.TempDir(), "--state-dir", t.TempDir(), "--trace", file, "--metrics-addr", addr)
 	defer stop()
@@ -114,28 +108,8 @@ func TestMetricsDuringPrefetch(t *testing.T) {
 // tree, its reference and the trace file.
 func tracedImage(t *testing.T) (string, string, string, string) {
 	t.Helper()
-	addr, tree, ref := busyboxImage(t)
+	addr, tree, ref := busybox.Image(t)
 	file := filepath.Join(t.TempDir(), "bb.djv")
 	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
 	return addr, tree, ref, file
-}
-
-// busyboxImage builds the busybox test image, whose command reads every
-// file under /data, into a fresh embedded registry; it returns the
-// registry's address, the image's tree and its reference. It skips when
-// the machine cannot mount images.
-func busyboxImage(t testing.TB) (string, string, string) {
-	t.Helper()
-	testenv.RequireLoop(t)
-	testenv.RequireCommands(t, "mke2fs")
-	testenv.RequireFUSE(t)
-	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	tree := busyboxTree(t)
-	ref := srv.Addr + "/bb:v1"
-	dejavu(t, "image", "build", tree, ref, "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "cat /data/*/* > /dev/null")
-	return srv.Addr, tree, ref
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"debug/elf"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,44 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dejavu-project/dejavu/internal/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/dejavu-project/dejavu/internal/testutil/busybox"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/trace"
 )
-
-// busyboxTree makes a root file system with a static busybox and data files
-// for a workload that reads them.
-func busyboxTree(t testing.TB) string {
-	t.Helper()
-	f, err := elf.Open("/bin/busybox")
-	if err != nil {
-		testenv.Skip(t, "test needs a static busybox (Debian package busybox-static)")
-	}
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			testenv.Skip(t, "test needs a static busybox; /bin/busybox is dynamic")
-		}
-	}
-	f.Close()
-	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
-	b, _ := os.ReadFile("/bin/busybox")
-	os.WriteFile(filepath.Join(root, "bin", "busybox"), b, 0o755)
-	for _, a := range []string{"sh", "cat", "find"} {
-		os.Symlink("busybox", filepath.Join(root, "bin", a))
-	}
-	data := make([]byte, 64<<10)
-	for i := 0; i < 120; i++ {
-		for j := range data {
-			data[j] = byte(i*31 + j*7)
-		}
-		os.MkdirAll(filepath.Join(root, "data", fmt.Sprint(i%6)), 0o755)
-		os.WriteFile(filepath.Join(root, "data", fmt.Sprint(i%6), fmt.Sprintf("f%03d", i)), data[:(i%16+1)*4096], 0o644)
-	}
-	return root
-}
 
 // overlap returns the bytes both traces cover, and each one's total.
 func overlap(a, b *trace.Trace) (inter, sizeA, sizeB int64) {
@@ -73,7 +42,7 @@ func overlap(a, b *trace.Trace) (inter, sizeA, sizeB int64) {
 // hook and with eBPF on the loop device; the traces must cover at least
 // 95% of the same bytes.
 func TestBackstoreAndEBPFAgree(t *testing.T) {
-	_, _, ref := busyboxImage(t)
+	_, _, ref := busybox.Image(t)
 	dir := t.TempDir()
 	traces := map[string]*trace.Trace{}
 	for _, rec := range []string{"backstore", "ebpf"} {
@@ -100,14 +69,8 @@ func TestBackstoreAndEBPFAgree(t *testing.T) {
 func TestRecordForeignDevice(t *testing.T) {
 	testenv.RequireLoop(t)
 	testenv.RequireCommands(t, "mke2fs")
-	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ref := srv.Addr + "/bb:v1"
-	tree := busyboxTree(t)
-	dejavu(t, "image", "build", tree, ref)
+	ref := testreg.Start(t).Ref("bb:v1")
+	busybox.Build(t, busybox.Tree(t), ref, v1.Config{})
 	raw := filepath.Join(t.TempDir(), "disk.raw")
 	dejavu(t, "image", "raw", ref, raw)
 	out, err := exec.Command(testenv.LookPath("losetup"), "--find", "--show", "--read-only", raw).Output()

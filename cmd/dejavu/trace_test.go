@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -18,14 +18,7 @@ import (
 func TestTraceCommands(t *testing.T) {
 	testenv.RequireLoop(t)
 	testenv.RequireFUSE(t)
-	layout := filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout")
-	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ref := srv.Addr + "/hello:obd"
-	dejavu(t, "image", "copy", "oci:"+layout+":amd64-converted", ref)
+	ref := testreg.Start(t).HelloWorld(t, "hello:obd")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "hello.djv")
 	state := t.TempDir()

@@ -11,17 +11,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/dejavu-project/dejavu/internal/registry"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 )
 
 // setup starts the embedded registry with one 4 MiB blob, and a proxy.
 func setup(t *testing.T, opts ...Option) (*Proxy, string, []byte) {
 	t.Helper()
-	reg, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	reg := testreg.Start(t)
 	img, _ := random.Image(4<<20, 1)
 	ref, _ := name.ParseReference(reg.Addr + "/r:t")
 	if err := remote.Write(ref, img); err != nil {
