@@ -2,11 +2,9 @@ package snapshotter_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,10 +29,16 @@ type env struct {
 func newEnv(t *testing.T, namespace string) *env {
 	t.Helper()
 	ctdtest.Require(t)
-	reg := metrics.New()
-	srv := httptest.NewServer(reg)
-	t.Cleanup(srv.Close)
-	return &env{Env: ctdtest.New(t, namespace), metrics: strings.TrimPrefix(srv.URL, "http://"), met: lazymount.NewMetrics(reg)}
+	reg := metrics.NewRegistry()
+	addr, err := metrics.Serve(t.Context(), "127.0.0.1:0", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	met, err := lazymount.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{Env: ctdtest.New(t, namespace), metrics: addr, met: met}
 }
 
 // startInProcess serves the snapshotter from this process until

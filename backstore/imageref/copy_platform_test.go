@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 )
 
 // WithPlatformOnly takes one image out of an index; an image source and a
@@ -31,7 +33,7 @@ func TestCopyPlatformOnly(t *testing.T) {
 		t.Errorf("layout holds %s (%s), want the arm64 image %s", d.Digest, d.MediaType, dockerArm64)
 	}
 
-	host := newRegistry(t)
+	host := testreg.Start(t).Addr
 	mustCopy(t, list, mustParse(t, host+"/hello/world:list"), dockerList)
 	reg := mustParse(t, host+"/hello/world:arm64")
 	if got, err := Copy(ctx, mustParse(t, host+"/hello/world:list"), reg, arm64, WithPlatformOnly(true)); err != nil || got.String() != dockerArm64 {
