@@ -35,7 +35,7 @@ func Start(ctx context.Context, ref, dir string, opts ...Option) (_ *Mount, err 
 	} else if n > 0 {
 		c.log.Info("cleaned up mounts left by processes that died", "count", n)
 	}
-	bsOpts := append([]backstore.Option{backstore.WithRefOptions(c.refOpts...)}, c.bsOpts...)
+	bsOpts := append([]backstore.Option{backstore.WithRefOptions(c.refOpts...), backstore.WithLogger(c.log)}, c.bsOpts...)
 	if c.metrics != nil {
 		bsOpts = append(bsOpts, backstore.WithObserver(c.metrics.observer()))
 	}
