@@ -30,6 +30,8 @@ type countingRegistry struct {
 	host     string
 	requests atomic.Int64
 	blobGets atomic.Int64
+	watch    atomic.Pointer[string] // a blob digest
+	whole    atomic.Int64           // GETs of the watched blob without a Range header
 }
 
 func startRegistry(t *testing.T) *countingRegistry {
@@ -40,6 +42,9 @@ func startRegistry(t *testing.T) *countingRegistry {
 		cr.requests.Add(1)
 		if strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet {
 			cr.blobGets.Add(1)
+			if d := cr.watch.Load(); d != nil && strings.HasSuffix(r.URL.Path, "/blobs/"+*d) && r.Header.Get("Range") == "" {
+				cr.whole.Add(1)
+			}
 		}
 		h.ServeHTTP(w, r)
 	}))
