@@ -30,7 +30,7 @@ type Mount struct {
 func Start(ctx context.Context, ref, dir string, opts ...Option) (_ *Mount, err error) {
 	c := newConfig(opts)
 	// Whatever a crashed earlier mount left behind goes first.
-	if n, err := device.Cleanup(ctx, device.WithStateDir(c.stateDir)); err != nil {
+	if n, err := device.Cleanup(ctx, device.WithStateDir(c.stateDir), device.WithLogger(c.log)); err != nil {
 		c.log.Warn("cleaning up after earlier mounts", "err", err)
 	} else if n > 0 {
 		c.log.Info("cleaned up mounts left by processes that died", "count", n)
@@ -74,7 +74,7 @@ func Start(ctx context.Context, ref, dir string, opts ...Option) (_ *Mount, err 
 			c.metrics.add(m.eng)
 		}
 	}
-	dopts := append([]device.Option{device.WithStateDir(c.stateDir)}, c.devOpts...)
+	dopts := append([]device.Option{device.WithStateDir(c.stateDir), device.WithLogger(c.log)}, c.devOpts...)
 	if m.dev, err = device.Mount(ctx, bs, dir, dopts...); err != nil {
 		return nil, fmt.Errorf("mounting %s at %s: %w", ref, dir, err)
 	}
