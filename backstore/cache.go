@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Cache keeps blob bytes on local disk, per blob digest, and remembers
+// diskCache keeps blob bytes on local disk, per blob digest, and remembers
 // across restarts which 512-byte pages of each blob it holds. Bytes are stored
 // as the registry sent them (compressed); they are verified when decoded.
 //
@@ -24,7 +24,7 @@ import (
 // 256 KiB unit would move a third more bytes than the start reads. Demand
 // reads still fetch whole units (see lazyBlob.ensure), and eviction and
 // recency work on units.
-type Cache struct {
+type diskCache struct {
 	dir   string
 	unit  int64
 	limit int64 // bytes; 0 means no bound
@@ -48,9 +48,9 @@ const mapSuffix = ".pages"
 // pulls, readable by root only.
 const cacheFileMode = 0o600
 
-// OpenCache opens (or creates) a cache in dir with the given fetch unit and
+// openDiskCache opens (or creates) a cache in dir with the given fetch unit and
 // size bound (0: unbounded), counting what earlier runs left there.
-func OpenCache(dir string, unit, limit int64) (*Cache, error) {
+func openDiskCache(dir string, unit, limit int64) (*diskCache, error) {
 	if unit <= 0 || unit%4096 != 0 {
 		return nil, fmt.Errorf("cache: fetch unit %d is not a positive multiple of 4 KiB", unit)
 	}
@@ -58,7 +58,7 @@ func OpenCache(dir string, unit, limit int64) (*Cache, error) {
 	if err := os.MkdirAll(bdir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	c := &Cache{dir: dir, unit: unit, limit: limit, blobs: map[string]*cachedBlob{}}
+	c := &diskCache{dir: dir, unit: unit, limit: limit, blobs: map[string]*cachedBlob{}}
 	entries, err := os.ReadDir(bdir)
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -93,10 +93,10 @@ func popcount(b []byte) int {
 }
 
 // Unit returns the fetch unit.
-func (c *Cache) Unit() int64 { return c.unit }
+func (c *diskCache) Unit() int64 { return c.unit }
 
 // Used returns the bytes of pages held.
-func (c *Cache) Used() int64 {
+func (c *diskCache) Used() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.used
@@ -105,7 +105,7 @@ func (c *Cache) Used() int64 {
 // cachedBlob is one blob's bytes in the cache: a sparse data file and a
 // bitmap of the pages it holds.
 type cachedBlob struct {
-	c      *Cache
+	c      *diskCache
 	hex    string
 	size   int64
 	npages int
@@ -122,13 +122,13 @@ type cachedBlob struct {
 	refs    int
 }
 
-func (c *Cache) paths(hex string) (data, pages string) {
+func (c *diskCache) paths(hex string) (data, pages string) {
 	base := filepath.Join(c.dir, "blobs", "sha256", hex)
 	return base + ".data", base + mapSuffix
 }
 
 // blob opens the cache entry of a blob, creating it if needed.
-func (c *Cache) blob(d v1.Hash, size int64) (*cachedBlob, error) {
+func (c *diskCache) blob(d v1.Hash, size int64) (*cachedBlob, error) {
 	if d.Algorithm != "sha256" || len(d.Hex) != 64 || strings.ContainsAny(d.Hex, "/.") {
 		return nil, fmt.Errorf("cache: unsupported digest %s", d)
 	}
@@ -321,7 +321,7 @@ func (b *cachedBlob) readAt(p []byte, off int64) error {
 }
 
 // account adds n bytes of held pages and evicts when over the bound.
-func (c *Cache) account(n int64) {
+func (c *diskCache) account(n int64) {
 	c.mu.Lock()
 	c.used += n
 	over := c.limit > 0 && c.used > c.limit
@@ -334,7 +334,7 @@ func (c *Cache) account(n int64) {
 // evict frees space down to 90% of the bound: first whole blobs that no
 // open image uses, oldest first, then the least recently used fetch units
 // of open blobs.
-func (c *Cache) evict() {
+func (c *diskCache) evict() {
 	target := c.limit / 10 * 9
 	c.mu.Lock()
 	open := map[string]bool{}
@@ -385,7 +385,7 @@ func (c *Cache) evict() {
 }
 
 // evictClosed deletes the cache files of blobs no open image uses.
-func (c *Cache) evictClosed(open map[string]bool, target int64) {
+func (c *diskCache) evictClosed(open map[string]bool, target int64) {
 	bdir := filepath.Join(c.dir, "blobs", "sha256")
 	entries, err := os.ReadDir(bdir)
 	if err != nil {

@@ -13,4 +13,8 @@
 //
 // Observers see every device read and every blob fetch, which is what
 // tracing and metrics build on.
+//
+// Inspect and WriteRaw read an image the same lazy way but accept what
+// Open refuses: layers that are not overlaybd (Inspect says why) and local
+// layer blob files.
 package backstore

@@ -16,8 +16,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// Fetcher reads byte ranges of one blob from where it is stored.
-type Fetcher interface {
+// fetcher reads byte ranges of one blob from where it is stored.
+type fetcher interface {
 	// Fetch fills p with the blob's bytes at off. It returns the number of
 	// attempts it made.
 	Fetch(ctx context.Context, p []byte, off int64) (attempts int, err error)

@@ -18,7 +18,7 @@ type lazyBlob struct {
 	digest v1.Hash
 	size   int64
 	cache  *cachedBlob
-	fetch  Fetcher
+	fetch  fetcher
 	obs    []Observer
 
 	mu       sync.Mutex
@@ -119,46 +119,24 @@ type request struct {
 // get fetches the missing pages of fill that nobody is fetching yet, and
 // waits for those in flight that need says the caller needs.
 func (b *lazyBlob) get(ctx context.Context, fill []Extent, need func(page int) bool, cause Cause) error {
-	var (
-		reqs []*request
-		wait []*call
-		seen = map[*call]bool{}
-	)
-	add := func(p int) {
-		var r *request
-		if k := len(reqs); k > 0 {
-			r = reqs[k-1]
-			lr := &r.runs[len(r.runs)-1]
-			if lr.last == p-1 && r.bytes+pageSize <= maxRun {
-				lr.last = p
-				r.bytes += pageSize
-				b.inflight[p] = lr.c
-				return
-			}
-			if r.bytes+pageSize > maxRun || len(r.runs) == maxReqRanges {
-				r = nil
-			}
-		}
-		if r == nil {
-			r = &request{}
-			reqs = append(reqs, r)
-		}
-		c := &call{done: make(chan struct{})}
-		r.runs = append(r.runs, pageRun{p, p, c})
-		r.bytes += pageSize
-		b.inflight[p] = c
+	reqs, wait := b.claim(fill, need)
+	if err := b.fetchRequests(ctx, reqs, cause); err != nil {
+		return err
 	}
+	return waitCalls(ctx, wait)
+}
+
+// claim marks the pages of fill that it will fetch as in flight, grouped
+// into requests, and returns those with the fetches in flight of needed
+// pages to wait for.
+func (b *lazyBlob) claim(fill []Extent, need func(page int) bool) (reqs []*request, wait []*call) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	// Neighbours are fetched only along with a needed page: a read whose
 	// pages are all here or on their way costs no request.
-	lacking := false
-	for _, e := range fill {
-		first, last := b.pages(e.Offset, e.Length)
-		for p := first; p <= last && !lacking && e.Length > 0; p++ {
-			_, flying := b.inflight[p]
-			lacking = need(p) && !flying && !b.cache.has(p)
-		}
-	}
+	lacking := b.lacking(fill, need)
+	var rb requestBuilder
+	seen := map[*call]bool{}
 	for _, e := range fill {
 		if e.Length <= 0 {
 			continue
@@ -173,12 +151,62 @@ func (b *lazyBlob) get(ctx context.Context, fill []Extent, need func(page int) b
 				continue
 			}
 			if lacking && !b.cache.has(p) {
-				add(p)
+				b.inflight[p] = rb.add(p)
 			}
 		}
 	}
-	b.mu.Unlock()
+	return rb.reqs, wait
+}
 
+// lacking reports whether a page that need says is needed is neither
+// cached nor in flight. b.mu is held.
+func (b *lazyBlob) lacking(fill []Extent, need func(page int) bool) bool {
+	for _, e := range fill {
+		if e.Length <= 0 {
+			continue
+		}
+		first, last := b.pages(e.Offset, e.Length)
+		for p := first; p <= last; p++ {
+			if _, flying := b.inflight[p]; need(p) && !flying && !b.cache.has(p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// requestBuilder groups pages, in ascending order, into runs and requests
+// within the limits of one request.
+type requestBuilder struct{ reqs []*request }
+
+// add adds page p and returns the call that will bring it.
+func (rb *requestBuilder) add(p int) *call {
+	var r *request
+	if k := len(rb.reqs); k > 0 {
+		r = rb.reqs[k-1]
+		lr := &r.runs[len(r.runs)-1]
+		if lr.last == p-1 && r.bytes+pageSize <= maxRun {
+			lr.last = p
+			r.bytes += pageSize
+			return lr.c
+		}
+		if r.bytes+pageSize > maxRun || len(r.runs) == maxReqRanges {
+			r = nil
+		}
+	}
+	if r == nil {
+		r = &request{}
+		rb.reqs = append(rb.reqs, r)
+	}
+	c := &call{done: make(chan struct{})}
+	r.runs = append(r.runs, pageRun{p, p, c})
+	r.bytes += pageSize
+	return c
+}
+
+// fetchRequests runs the requests side by side and returns the first
+// error, in request order.
+func (b *lazyBlob) fetchRequests(ctx context.Context, reqs []*request, cause Cause) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(reqs))
 	for k, r := range reqs {
@@ -186,8 +214,7 @@ func (b *lazyBlob) get(ctx context.Context, fill []Extent, need func(page int) b
 			errs[k] = b.fetchRuns(ctx, r.runs, cause) // the last one in this goroutine
 			continue
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[k] = b.fetchRuns(ctx, r.runs, cause) }()
+		wg.Go(func() { errs[k] = b.fetchRuns(ctx, r.runs, cause) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -195,6 +222,11 @@ func (b *lazyBlob) get(ctx context.Context, fill []Extent, need func(page int) b
 			return err
 		}
 	}
+	return nil
+}
+
+// waitCalls waits for fetches in flight, failing with the first that fails.
+func waitCalls(ctx context.Context, wait []*call) error {
 	for _, c := range wait {
 		select {
 		case <-c.done:
@@ -226,38 +258,13 @@ func (b *lazyBlob) fetchRuns(ctx context.Context, runs []pageRun, cause Cause) e
 	}
 	finished := make([]bool, len(runs))
 	finish := func(i int, err error) {
-		if finished[i] {
-			return
+		if !finished[i] {
+			finished[i] = true
+			b.finishRun(runs[i], bufs[i], err)
 		}
-		finished[i] = true
-		r := runs[i]
-		if err == nil {
-			err = b.cache.store(r.first, bufs[i])
-		}
-		r.c.err = err
-		b.mu.Lock()
-		for p := r.first; p <= r.last; p++ {
-			delete(b.inflight, p)
-		}
-		b.mu.Unlock()
-		close(r.c.done)
 	}
 	start := time.Now()
-	var attempts int
-	var err error
-	if rf, ok := b.fetch.(RangeFetcher); ok && len(runs) > 1 {
-		attempts, err = rf.FetchRanges(ctx, offs, bufs, func(i int) { finish(i, nil) })
-	} else {
-		for i := range runs {
-			var a int
-			a, err = b.fetch.Fetch(ctx, bufs[i], offs[i])
-			attempts += a
-			if err != nil {
-				break
-			}
-			finish(i, nil)
-		}
-	}
+	attempts, err := b.fetchInto(ctx, offs, bufs, func(i int) { finish(i, nil) })
 	if err != nil {
 		err = fmt.Errorf("layer %d blob %s: %w", b.layer, b.digest, err)
 	}
@@ -275,6 +282,38 @@ func (b *lazyBlob) fetchRuns(ctx context.Context, runs []pageRun, cause Cause) e
 		}
 	}
 	return err
+}
+
+// fetchInto fills bufs with the blob's bytes at offs, in one request when
+// the fetcher can, calling done(i) as each buffer is complete.
+func (b *lazyBlob) fetchInto(ctx context.Context, offs []int64, bufs [][]byte, done func(int)) (attempts int, err error) {
+	if rf, ok := b.fetch.(rangeFetcher); ok && len(offs) > 1 {
+		return rf.FetchRanges(ctx, offs, bufs, done)
+	}
+	for i := range offs {
+		a, err := b.fetch.Fetch(ctx, bufs[i], offs[i])
+		attempts += a
+		if err != nil {
+			return attempts, err
+		}
+		done(i)
+	}
+	return attempts, nil
+}
+
+// finishRun stores a fetched run (unless the fetch failed) and releases
+// the readers waiting for it.
+func (b *lazyBlob) finishRun(r pageRun, buf []byte, err error) {
+	if err == nil {
+		err = b.cache.store(r.first, buf)
+	}
+	r.c.err = err
+	b.mu.Lock()
+	for p := r.first; p <= r.last; p++ {
+		delete(b.inflight, p)
+	}
+	b.mu.Unlock()
+	close(r.c.done)
 }
 
 // dropRange forgets the cached fetch units that hold blob bytes

@@ -15,11 +15,11 @@ import (
 	"time"
 )
 
-// RangeFetcher is a Fetcher that can fill several ranges of a blob with one
+// rangeFetcher is a fetcher that can fill several ranges of a blob with one
 // request. A start's bytes are hundreds of small scattered ranges; fetched
 // one request each they cost hundreds of round trips, and joined into
 // contiguous spans they drag along the bytes between them.
-type RangeFetcher interface {
+type rangeFetcher interface {
 	// FetchRanges fills bufs[i] with the blob's bytes at offs[i] and calls
 	// done(i) as soon as that buffer is complete, before the others. The
 	// ranges must not overlap. It returns the number of attempts made.

@@ -3,6 +3,8 @@ package backstore
 import (
 	"context"
 	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Prefetch makes blob bytes [off, off+n) of a layer present in the cache
@@ -57,3 +59,36 @@ func (b *Backstore) Held(layer int, off, n int64) bool {
 // DemandInFlight returns how many fetches for demand reads are under way;
 // a prefetcher holds back while there are some.
 func (b *Backstore) DemandInFlight() int { return int(b.demand.Load()) }
+
+// Fetchable is an image that Open is still opening but whose layer bytes
+// can already be fetched: what a prefetch needs to start while Open reads
+// the layers' indexes. WithFetchable hands it out.
+type Fetchable struct{ b *Backstore }
+
+// Layers returns the descriptors of the image's layers, bottom first.
+func (f *Fetchable) Layers() []v1.Descriptor { return f.b.manifest.Layers }
+
+// Prefetch is Backstore.Prefetch.
+func (f *Fetchable) Prefetch(ctx context.Context, layer int, off, n int64) error {
+	return f.b.Prefetch(ctx, layer, off, n)
+}
+
+// PrefetchExact is Backstore.PrefetchExact.
+func (f *Fetchable) PrefetchExact(ctx context.Context, layer int, ranges []Extent) error {
+	return f.b.PrefetchExact(ctx, layer, ranges)
+}
+
+// Held is Backstore.Held.
+func (f *Fetchable) Held(layer int, off, n int64) bool { return f.b.Held(layer, off, n) }
+
+// DemandInFlight is Backstore.DemandInFlight.
+func (f *Fetchable) DemandInFlight() int { return f.b.DemandInFlight() }
+
+// BlobRanges is Backstore.BlobRanges once Open has returned the image, and
+// nil before: until then nothing reads the device.
+func (f *Fetchable) BlobRanges(off, n int64) []BlobRange {
+	if !f.b.opened.Load() {
+		return nil
+	}
+	return f.b.BlobRanges(off, n)
+}

@@ -223,9 +223,9 @@ func writeAtomic(path string, b []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// fetchers returns a Fetcher for every layer blob.
-func (b *Backstore) fetchers(life context.Context, r imageref.Ref, cfg config) ([]Fetcher, error) {
-	out := make([]Fetcher, len(b.manifest.Layers))
+// fetchers returns a fetcher for every layer blob.
+func (b *Backstore) fetchers(life context.Context, r imageref.Ref, cfg config) ([]fetcher, error) {
+	out := make([]fetcher, len(b.manifest.Layers))
 	if r.Kind == imageref.KindLayout {
 		for i, d := range b.manifest.Layers {
 			f, err := os.Open(filepath.Join(r.Dir, "blobs", d.Digest.Algorithm, d.Digest.Hex))

@@ -30,12 +30,12 @@ type Mount struct {
 func Start(ctx context.Context, ref, dir string, opts ...Option) (_ *Mount, err error) {
 	c := newConfig(opts)
 	// Whatever a crashed earlier mount left behind goes first.
-	if n, err := device.Cleanup(ctx, device.WithStateDir(c.stateDir)); err != nil {
+	if n, err := device.Cleanup(ctx, device.WithStateDir(c.stateDir), device.WithLogger(c.log)); err != nil {
 		c.log.Warn("cleaning up after earlier mounts", "err", err)
 	} else if n > 0 {
 		c.log.Info("cleaned up mounts left by processes that died", "count", n)
 	}
-	bsOpts := append([]backstore.Option{backstore.WithRefOptions(c.refOpts...)}, c.bsOpts...)
+	bsOpts := append([]backstore.Option{backstore.WithRefOptions(c.refOpts...), backstore.WithLogger(c.log)}, c.bsOpts...)
 	if c.metrics != nil {
 		bsOpts = append(bsOpts, backstore.WithObserver(c.metrics.observer()))
 	}
@@ -74,7 +74,7 @@ func Start(ctx context.Context, ref, dir string, opts ...Option) (_ *Mount, err 
 			c.metrics.add(m.eng)
 		}
 	}
-	dopts := append([]device.Option{device.WithStateDir(c.stateDir)}, c.devOpts...)
+	dopts := append([]device.Option{device.WithStateDir(c.stateDir), device.WithLogger(c.log)}, c.devOpts...)
 	if m.dev, err = device.Mount(ctx, bs, dir, dopts...); err != nil {
 		return nil, fmt.Errorf("mounting %s at %s: %w", ref, dir, err)
 	}

@@ -45,9 +45,9 @@ func (c *config) loadTrace(ctx context.Context, ref imageref.Ref, subject v1.Des
 
 // startReplay plans and starts the replay; slot is the observer
 // registered when the image was opened.
-func (c *config) startReplay(ctx context.Context, bs *backstore.Backstore, slot *backstore.Slot, t *trace.Trace) (*prefetch.Engine, error) {
+func (c *config) startReplay(ctx context.Context, bs *backstore.Fetchable, slot *backstore.Slot, t *trace.Trace) (*prefetch.Engine, error) {
 	var layers []v1.Hash
-	for _, l := range bs.Manifest().Layers {
+	for _, l := range bs.Layers() {
 		layers = append(layers, l.Digest)
 	}
 	engOpts := []prefetch.Option{prefetch.WithWorkers(c.workers), prefetch.WithBatch(c.batch)}
@@ -66,7 +66,7 @@ func (c *config) startReplay(ctx context.Context, bs *backstore.Backstore, slot 
 	if plan.Dropped > 0 {
 		c.log.Info("trace records of layers this image lacks were dropped", "records", plan.Dropped, "bytes", plan.DroppedBytes)
 	}
-	eng := prefetch.Start(ctx, plan, bs, engOpts...)
+	eng := prefetch.Start(ctx, plan, bs, append(engOpts, prefetch.WithLogger(c.log))...)
 	slot.Set(eng)
 	return eng, nil
 }
@@ -80,7 +80,7 @@ type earlyReplay struct {
 	c         *config
 	ref       imageref.Ref
 	slot      *backstore.Slot
-	fetchable chan *backstore.Backstore
+	fetchable chan *backstore.Fetchable
 	done      chan struct{} // closed when Open has returned
 	ok        bool          // and it succeeded
 	started   atomic.Bool   // the manifest was resolved and run started
@@ -97,7 +97,7 @@ type earlyResult struct {
 
 func newEarlyReplay(ctx context.Context, c *config, ref imageref.Ref) *earlyReplay {
 	return &earlyReplay{ctx: ctx, c: c, ref: ref, slot: &backstore.Slot{},
-		fetchable: make(chan *backstore.Backstore, 1), done: make(chan struct{}), result: make(chan earlyResult, 1)}
+		fetchable: make(chan *backstore.Fetchable, 1), done: make(chan struct{}), result: make(chan earlyResult, 1)}
 }
 
 // options are the backstore options that drive it.
@@ -108,7 +108,7 @@ func (e *earlyReplay) options() []backstore.Option {
 			e.started.Store(true)
 			go e.run(d, local)
 		}),
-		backstore.WithFetchable(func(bs *backstore.Backstore) { e.fetchable <- bs }),
+		backstore.WithFetchable(func(f *backstore.Fetchable) { e.fetchable <- f }),
 	}
 }
 
@@ -123,7 +123,7 @@ func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
 		e.result <- earlyResult{}
 		return
 	}
-	var bs *backstore.Backstore
+	var bs *backstore.Fetchable
 	select {
 	case bs = <-e.fetchable:
 	case <-e.done:

@@ -72,6 +72,9 @@ func WithPriority(on bool) Option { return func(e *Engine) { e.priority = on } }
 // (default on).
 func WithFollow(on bool) Option { return func(e *Engine) { e.follow = on } }
 
+// WithLogger sets the logger for failed fetches (default: none).
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
+
 // Engine runs a plan.
 type Engine struct {
 	plan     *replay.Plan
@@ -80,6 +83,7 @@ type Engine struct {
 	batch    int64
 	priority bool
 	follow   bool
+	log      *slog.Logger
 
 	mu       sync.Mutex
 	cursor   int
@@ -101,6 +105,9 @@ func Start(ctx context.Context, plan *replay.Plan, t Target, opts ...Option) *En
 		states: make([]unitState, len(plan.Units)), byLyr: map[int][]int{}, done: make(chan struct{}), start: time.Now()}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
 	}
 	for i, u := range plan.Units {
 		e.byLyr[u.Layer] = append(e.byLyr[u.Layer], i)
@@ -238,7 +245,7 @@ func (e *Engine) work(ctx context.Context) {
 		e.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			u := e.plan.Units[batch[0]]
-			slog.Debug("prefetch: batch failed", "layer", u.Layer, "off", u.Offset, "units", len(batch), "err", err)
+			e.log.Debug("prefetch: batch failed", "layer", u.Layer, "off", u.Offset, "units", len(batch), "err", err)
 		}
 	}
 }

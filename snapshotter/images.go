@@ -232,7 +232,7 @@ func (im *imageMounts) cleanup(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := device.Cleanup(ctx, device.WithStateDir(im.stateDir())); err != nil {
+	if _, err := device.Cleanup(ctx, device.WithStateDir(im.stateDir()), device.WithLogger(im.log)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

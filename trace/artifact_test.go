@@ -183,21 +183,18 @@ func FuzzParseArtifact(f *testing.F) {
 // and checks every record against the layer's uncompressed file.
 func TestExportRealImage(t *testing.T) {
 	_, tr, bs := recorded(t, testreg.Start(t).Addr, "w", 100)
-	var blobs []*overlaybd.Blob
-	for _, l := range bs.Layers() {
-		blobs = append(blobs, l.Blob)
-	}
 	var buf bytes.Buffer
-	if err := trace.ExportOverlaybd(&buf, tr, blobs); err != nil {
+	if err := trace.ExportOverlaybd(&buf, tr, bs.Layers()); err != nil {
 		t.Fatal(err)
 	}
 	b := buf.Bytes()
-	layerSize := blobs[0].ZFile.Size()
+	layer := bs.Layers()[0].Describe()
+	layerSize := layer.LayerSize
 	n := 0
 	for i := 24; i < len(b); i += 24 {
 		off := int64(binary.LittleEndian.Uint64(b[i+16:]))
 		count := int64(binary.LittleEndian.Uint64(b[i+8:]))
-		if off < 0 || off+count > layerSize || off%int64(blobs[0].ZFile.BlockSize()) != 0 {
+		if off < 0 || off+count > layerSize || off%int64(layer.BlockSize) != 0 {
 			t.Fatalf("record %d: %d+%d outside the %d-byte layer file or off a block", n, off, count, layerSize)
 		}
 		n++

@@ -138,130 +138,169 @@ func Unmarshal(b []byte) (*Trace, error) {
 }
 
 func decodeFields(raw []byte) (*Trace, error) {
-	d := msgpack.NewDecoder(bytes.NewReader(raw))
-	// Every element takes at least one byte: no length may exceed what is
-	// left, which bounds every allocation by the input.
-	bound := func(n int, what string) error {
-		if n < 0 || n > len(raw) {
-			return fmt.Errorf("trace: %s claims %d entries in %d bytes", what, n, len(raw))
-		}
-		return nil
-	}
-	n, err := d.DecodeMapLen()
+	fd := &fieldDecoder{d: msgpack.NewDecoder(bytes.NewReader(raw)), size: len(raw)}
+	n, err := fd.d.DecodeMapLen()
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
-	if err := bound(n, "field map"); err != nil {
+	if err := fd.bound(n, "field map"); err != nil {
 		return nil, err
 	}
 	t := &Trace{}
-	hash := func(s string, what string) (v1.Hash, error) {
-		h, err := v1.NewHash(s)
-		if err != nil {
-			return h, fmt.Errorf("trace: %s %q: %w", what, s, err)
-		}
-		return h, nil
-	}
-	strs := func(what string) ([]string, error) {
-		n, err := d.DecodeArrayLen()
-		if err != nil {
-			return nil, fmt.Errorf("trace: %s: %w", what, err)
-		}
-		if err := bound(n, what); err != nil {
-			return nil, err
-		}
-		out := make([]string, 0, max(n, 0))
-		for i := 0; i < n; i++ {
-			s, err := d.DecodeString()
-			if err != nil {
-				return nil, fmt.Errorf("trace: %s[%d]: %w", what, i, err)
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	}
 	for i := 0; i < n; i++ {
-		key, err := d.DecodeString()
+		key, err := fd.d.DecodeString()
 		if err != nil {
 			return nil, fmt.Errorf("trace: field name: %w", err)
 		}
-		switch key {
-		case "image":
-			s, err := d.DecodeString()
-			if err != nil {
-				return nil, fmt.Errorf("trace: image: %w", err)
-			}
-			if t.Image, err = hash(s, "image digest"); err != nil {
-				return nil, err
-			}
-		case "layers":
-			ls, err := strs("layers")
-			if err != nil {
-				return nil, err
-			}
-			for _, s := range ls {
-				h, err := hash(s, "layer digest")
-				if err != nil {
-					return nil, err
-				}
-				t.Layers = append(t.Layers, h)
-			}
-		case "workload":
-			if t.Workload, err = d.DecodeString(); err != nil {
-				return nil, fmt.Errorf("trace: workload: %w", err)
-			}
-		case "command":
-			if t.Command, err = strs("command"); err != nil {
-				return nil, err
-			}
-		case "recorder":
-			if t.Recorder, err = d.DecodeString(); err != nil {
-				return nil, fmt.Errorf("trace: recorder: %w", err)
-			}
-		case "runs":
-			if t.Runs, err = d.DecodeInt(); err != nil {
-				return nil, fmt.Errorf("trace: runs: %w", err)
-			}
-		case "tool":
-			if t.Tool, err = d.DecodeString(); err != nil {
-				return nil, fmt.Errorf("trace: tool: %w", err)
-			}
-		case "created":
-			ns, err := d.DecodeInt64()
-			if err != nil {
-				return nil, fmt.Errorf("trace: created: %w", err)
-			}
-			t.Created = time.Unix(0, ns).UTC()
-		case "records":
-			m, err := d.DecodeArrayLen()
-			if err != nil {
-				return nil, fmt.Errorf("trace: records: %w", err)
-			}
-			if err := bound(m, "records"); err != nil {
-				return nil, err
-			}
-			if m%4 != 0 {
-				return nil, fmt.Errorf("trace: records array of %d values is not made of 4-value records", m)
-			}
-			t.Records = make([]Record, 0, m/4)
-			for j := 0; j < m/4; j++ {
-				var v [4]int64
-				for k := range v {
-					if v[k], err = d.DecodeInt64(); err != nil {
-						return nil, fmt.Errorf("trace: record %d: %w", j, err)
-					}
-				}
-				if v[0] < 0 || v[0] > 1<<20 {
-					return nil, fmt.Errorf("trace: record %d names layer %d", j, v[0])
-				}
-				t.Records = append(t.Records, Record{Layer: int(v[0]), Offset: v[1], Length: v[2], First: time.Duration(v[3])})
-			}
-		default:
+		field, ok := fields[key]
+		if !ok {
 			// Fields of later versions that this one does not know.
-			if err := d.Skip(); err != nil {
+			if err := fd.d.Skip(); err != nil {
 				return nil, fmt.Errorf("trace: field %q: %w", key, err)
 			}
+			continue
+		}
+		if err := field(fd, t); err != nil {
+			return nil, err
 		}
 	}
 	return t, nil
+}
+
+// fields decode the value of each known field into the trace.
+var fields = map[string]func(*fieldDecoder, *Trace) error{
+	"image": func(fd *fieldDecoder, t *Trace) (err error) {
+		t.Image, err = fd.hash("image", "image digest")
+		return err
+	},
+	"layers":   (*fieldDecoder).layers,
+	"workload": func(fd *fieldDecoder, t *Trace) (err error) { t.Workload, err = fd.str("workload"); return err },
+	"command":  func(fd *fieldDecoder, t *Trace) (err error) { t.Command, err = fd.strs("command"); return err },
+	"recorder": func(fd *fieldDecoder, t *Trace) (err error) { t.Recorder, err = fd.str("recorder"); return err },
+	"runs": func(fd *fieldDecoder, t *Trace) (err error) {
+		if t.Runs, err = fd.d.DecodeInt(); err != nil {
+			return fmt.Errorf("trace: runs: %w", err)
+		}
+		return nil
+	},
+	"tool": func(fd *fieldDecoder, t *Trace) (err error) { t.Tool, err = fd.str("tool"); return err },
+	"created": func(fd *fieldDecoder, t *Trace) error {
+		ns, err := fd.d.DecodeInt64()
+		if err != nil {
+			return fmt.Errorf("trace: created: %w", err)
+		}
+		t.Created = time.Unix(0, ns).UTC()
+		return nil
+	},
+	"records": (*fieldDecoder).records,
+}
+
+// fieldDecoder decodes the values of a trace's fields.
+type fieldDecoder struct {
+	d    *msgpack.Decoder
+	size int // bytes of the whole encoding
+}
+
+// bound checks a length: every element takes at least one byte, so no
+// length may exceed the input, which bounds every allocation by it.
+func (fd *fieldDecoder) bound(n int, what string) error {
+	if n < 0 || n > fd.size {
+		return fmt.Errorf("trace: %s claims %d entries in %d bytes", what, n, fd.size)
+	}
+	return nil
+}
+
+func (fd *fieldDecoder) str(what string) (string, error) {
+	s, err := fd.d.DecodeString()
+	if err != nil {
+		return "", fmt.Errorf("trace: %s: %w", what, err)
+	}
+	return s, nil
+}
+
+func (fd *fieldDecoder) hash(field, what string) (v1.Hash, error) {
+	s, err := fd.str(field)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return parseHash(s, what)
+}
+
+func parseHash(s, what string) (v1.Hash, error) {
+	h, err := v1.NewHash(s)
+	if err != nil {
+		return h, fmt.Errorf("trace: %s %q: %w", what, s, err)
+	}
+	return h, nil
+}
+
+func (fd *fieldDecoder) strs(what string) ([]string, error) {
+	n, err := fd.d.DecodeArrayLen()
+	if err != nil {
+		return nil, fmt.Errorf("trace: %s: %w", what, err)
+	}
+	if err := fd.bound(n, what); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, max(n, 0))
+	for i := 0; i < n; i++ {
+		s, err := fd.d.DecodeString()
+		if err != nil {
+			return nil, fmt.Errorf("trace: %s[%d]: %w", what, i, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (fd *fieldDecoder) layers(t *Trace) error {
+	ls, err := fd.strs("layers")
+	if err != nil {
+		return err
+	}
+	for _, s := range ls {
+		h, err := parseHash(s, "layer digest")
+		if err != nil {
+			return err
+		}
+		t.Layers = append(t.Layers, h)
+	}
+	return nil
+}
+
+// records decodes the flat array of 4-value records.
+func (fd *fieldDecoder) records(t *Trace) error {
+	m, err := fd.d.DecodeArrayLen()
+	if err != nil {
+		return fmt.Errorf("trace: records: %w", err)
+	}
+	if err := fd.bound(m, "records"); err != nil {
+		return err
+	}
+	if m%4 != 0 {
+		return fmt.Errorf("trace: records array of %d values is not made of 4-value records", m)
+	}
+	t.Records = make([]Record, 0, m/4)
+	for j := 0; j < m/4; j++ {
+		r, err := fd.record(j)
+		if err != nil {
+			return err
+		}
+		t.Records = append(t.Records, r)
+	}
+	return nil
+}
+
+func (fd *fieldDecoder) record(j int) (Record, error) {
+	var v [4]int64
+	for k := range v {
+		var err error
+		if v[k], err = fd.d.DecodeInt64(); err != nil {
+			return Record{}, fmt.Errorf("trace: record %d: %w", j, err)
+		}
+	}
+	if v[0] < 0 || v[0] > 1<<20 {
+		return Record{}, fmt.Errorf("trace: record %d names layer %d", j, v[0])
+	}
+	return Record{Layer: int(v[0]), Offset: v[1], Length: v[2], First: time.Duration(v[3])}, nil
 }

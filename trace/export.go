@@ -1,12 +1,14 @@
 package trace
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 
-	"github.com/dejavu-project/dejavu/backstore/overlaybd"
+	"github.com/dejavu-project/dejavu/backstore"
 )
 
 // overlaybd's trace file: a 24-byte header (u32 magic, padding, u64 data
@@ -25,26 +27,25 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // overlaybd's crc32c_extend does.
 func crc32cExtend(crc uint32, p []byte) uint32 { return ^crc32.Update(^crc, castagnoli, p) }
 
+// LayerFile maps blob bytes [start, end) of a layer to the range of its
+// uncompressed layer file that they decode to. *backstore.Layer and
+// *overlaybd.Blob are LayerFiles.
+type LayerFile interface {
+	FileRange(start, end int64) (off, n int64)
+}
+
 // ExportOverlaybd writes t as overlaybd's own trace file, for the
 // unmodified overlaybd's recordTracePath. Blob ranges are turned into ranges
-// of each layer's uncompressed file through the opened blobs (bottom
-// first, the image's layers).
-func ExportOverlaybd(w io.Writer, t *Trace, blobs []*overlaybd.Blob) error {
-	if len(blobs) != len(t.Layers) {
-		return fmt.Errorf("trace: export: %d blobs for %d layers", len(blobs), len(t.Layers))
+// of each layer's uncompressed file through layers (bottom first, the
+// image's layers).
+func ExportOverlaybd[L LayerFile](w io.Writer, t *Trace, layers []L) error {
+	if len(layers) != len(t.Layers) {
+		return fmt.Errorf("trace: export: %d blobs for %d layers", len(layers), len(t.Layers))
 	}
 	var body []byte
 	rec := make([]byte, overlaybdRecordSize)
 	for _, r := range t.Records {
-		b := blobs[r.Layer]
-		var off, n int64
-		if b.ZFile != nil {
-			off, n = b.ZFile.UncompressedRange(r.Offset-b.PayloadOffset, r.End()-b.PayloadOffset)
-		} else {
-			lo := max(r.Offset-b.PayloadOffset, 0)
-			hi := min(r.End()-b.PayloadOffset, b.PayloadSize)
-			off, n = lo, hi-lo
-		}
+		off, n := layers[r.Layer].FileRange(r.Offset, r.End())
 		for n > 0 {
 			k := min(n, overlaybdMaxIO)
 			clear(rec)
@@ -69,4 +70,34 @@ func ExportOverlaybd(w io.Writer, t *Trace, blobs []*overlaybd.Blob) error {
 	}
 	_, err := w.Write(body)
 	return err
+}
+
+// ExportImage writes t to the file out as ExportOverlaybd does, mapping its
+// ranges through the layers of image, which must be the image t was recorded
+// on. Only the layers' headers and indexes are fetched, into a temporary
+// cache unless opts name one.
+func ExportImage(ctx context.Context, t *Trace, image, out string, opts ...backstore.Option) error {
+	cache, err := os.MkdirTemp("", "dejavu-export-")
+	if err != nil {
+		return fmt.Errorf("trace: export: %w", err)
+	}
+	defer os.RemoveAll(cache)
+	bs, err := backstore.Open(ctx, image, append([]backstore.Option{backstore.WithCacheDir(cache)}, opts...)...)
+	if err != nil {
+		return err
+	}
+	defer bs.Close()
+	if bs.Digest() != t.Image {
+		return fmt.Errorf("the trace was recorded on %s, %s is %s", t.Image, image, bs.Digest())
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if err := ExportOverlaybd(f, t, bs.Layers()); err != nil {
+		f.Close()
+		os.Remove(out)
+		return err
+	}
+	return f.Close()
 }

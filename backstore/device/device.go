@@ -41,7 +41,7 @@ type config struct {
 }
 
 func newConfig(opts []Option) config {
-	c := config{stateDir: DefaultStateDir, log: slog.Default(), maxRead: DefaultMaxRead, fsType: "ext4", readAhead: DefaultReadAhead}
+	c := config{stateDir: DefaultStateDir, maxRead: DefaultMaxRead, fsType: "ext4", readAhead: DefaultReadAhead}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -54,7 +54,7 @@ func newConfig(opts []Option) config {
 // WithStateDir sets where mount state is kept (default DefaultStateDir).
 func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
 
-// WithLogger sets the logger; nil discards logs.
+// WithLogger sets the logger (default: none; nil discards logs).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // WithMaxRead sets the largest read the kernel sends the disk, from 4 KiB

@@ -51,7 +51,7 @@ type applyConfig struct {
 	ownership bool
 }
 
-// WithApplyLogger sets the logger for debug messages (default slog.Default).
+// WithApplyLogger sets the logger for debug messages (default: none).
 func WithApplyLogger(l *slog.Logger) ApplyOption {
 	return func(c *applyConfig) {
 		if l != nil {
@@ -78,7 +78,7 @@ func WithoutOwnership() ApplyOption {
 // system root (an absolute target starts again at root), so no entry lands
 // outside root. Symlink targets themselves are stored verbatim.
 func ApplyLayer(ctx context.Context, root *os.Root, r io.Reader, opts ...ApplyOption) (ApplyStats, error) {
-	cfg := applyConfig{log: slog.Default(), ownership: true}
+	cfg := applyConfig{log: slog.New(slog.DiscardHandler), ownership: true}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -83,6 +83,18 @@ func (b *Blob) BlobRange(off, n int64) (start, end int64) {
 	return b.PayloadOffset + lo, b.PayloadOffset + hi
 }
 
+// FileRange is the inverse of BlobRange: it maps blob bytes [start, end) to
+// the range of the layer file they decode to, whole blocks for a compressed
+// layer.
+func (b *Blob) FileRange(start, end int64) (off, n int64) {
+	if b.ZFile != nil {
+		return b.ZFile.UncompressedRange(start-b.PayloadOffset, end-b.PayloadOffset)
+	}
+	lo := max(start-b.PayloadOffset, 0)
+	hi := min(end-b.PayloadOffset, b.PayloadSize)
+	return lo, hi - lo
+}
+
 // Compression names how the layer is stored: "lz4", "zstd" or "none".
 func (b *Blob) Compression() string {
 	if b.ZFile == nil {

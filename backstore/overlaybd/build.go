@@ -23,6 +23,7 @@ type buildConfig struct {
 	config   *v1.Config
 	platform *v1.Platform
 	workDir  string
+	log      *slog.Logger
 }
 
 // WithSize sets the size of the file system and virtual device; by default
@@ -44,6 +45,20 @@ func WithPlatform(p v1.Platform) BuildOption { return func(c *buildConfig) { c.p
 // WithWorkDir sets where temporary files go (default: the system's).
 func WithWorkDir(dir string) BuildOption { return func(c *buildConfig) { c.workDir = dir } }
 
+// WithBuildLogger sets the logger for progress messages (default: none).
+func WithBuildLogger(l *slog.Logger) BuildOption { return func(c *buildConfig) { c.log = l } }
+
+func newBuildConfig(opts []BuildOption) buildConfig {
+	cfg := buildConfig{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
 // Built is a built image whose layer blob lives in a temporary directory
 // until Close.
 type Built struct {
@@ -59,10 +74,7 @@ func (b *Built) Close() error { return os.RemoveAll(b.dir) }
 // Build turns the directory tree at dir into a one-layer overlaybd image:
 // dir → ext4 (mke2fs -d) → sealed LSMT layer → ZFile → tar wrapper.
 func Build(ctx context.Context, dir string, opts ...BuildOption) (*Built, error) {
-	cfg := buildConfig{}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := newBuildConfig(opts)
 	if _, err := newBlobConfig(cfg.blob); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
@@ -87,11 +99,11 @@ func Build(ctx context.Context, dir string, opts ...BuildOption) (*Built, error)
 
 func buildIn(ctx context.Context, work, dir string, cfg buildConfig, createdBy string) (*Built, error) {
 	raw := filepath.Join(work, "rootfs.ext4")
-	size, err := MakeExt4(ctx, dir, raw, cfg.size)
+	size, err := makeExt4(ctx, dir, raw, cfg.size, cfg.log)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	slog.Debug("built ext4", "dir", dir, "size", size)
+	cfg.log.Debug("built ext4", "dir", dir, "size", size)
 	f, err := os.Open(raw)
 	if err != nil {
 		return nil, err
@@ -114,7 +126,7 @@ func buildIn(ctx context.Context, work, dir string, cfg buildConfig, createdBy s
 	if err != nil {
 		return nil, fmt.Errorf("build: write layer: %w", err)
 	}
-	slog.Debug("wrote layer blob", "path", layerPath, "bytes", n, "extents", len(ext))
+	cfg.log.Debug("wrote layer blob", "path", layerPath, "bytes", n, "extents", len(ext))
 	// The raw image is no longer needed: free the space early.
 	os.Remove(raw)
 	rc := v1.Config{}

@@ -15,10 +15,7 @@ import (
 // honoured), and the tree is built as Build does. The runtime config and
 // platform are kept.
 func Convert(ctx context.Context, src v1.Image, opts ...BuildOption) (*Built, error) {
-	cfg := buildConfig{}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := newBuildConfig(opts)
 	if _, err := newBlobConfig(cfg.blob); err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -58,7 +55,7 @@ func Convert(ctx context.Context, src v1.Image, opts ...BuildOption) (*Built, er
 	}
 	defer root.Close()
 	for i, l := range layers {
-		if err := applyOne(ctx, root, l); err != nil {
+		if err := applyOne(ctx, root, l, cfg.log); err != nil {
 			return nil, fmt.Errorf("convert: layer %d: %w", i, err)
 		}
 	}
@@ -72,7 +69,7 @@ func Convert(ctx context.Context, src v1.Image, opts ...BuildOption) (*Built, er
 	return b, nil
 }
 
-func applyOne(ctx context.Context, root *os.Root, l v1.Layer) error {
+func applyOne(ctx context.Context, root *os.Root, l v1.Layer, log *slog.Logger) error {
 	d, err := l.Digest()
 	if err != nil {
 		return err
@@ -82,10 +79,10 @@ func applyOne(ctx context.Context, root *os.Root, l v1.Layer) error {
 		return fmt.Errorf("%s: open: %w", d, err)
 	}
 	defer rc.Close()
-	st, err := ApplyLayer(ctx, root, rc)
+	st, err := ApplyLayer(ctx, root, rc, WithApplyLogger(log))
 	if err != nil {
 		return fmt.Errorf("%s: %w", d, err)
 	}
-	slog.Debug("applied layer", "digest", d, "stats", st)
+	log.Debug("applied layer", "digest", d, "stats", st)
 	return nil
 }

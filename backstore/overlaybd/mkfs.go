@@ -69,7 +69,7 @@ func findProgram(name string) (string, error) {
 var errNoSpace = errors.New("file system too small")
 
 // mkfs makes an ext4 image of size bytes at out holding the tree at dir.
-func mkfs(ctx context.Context, dir, out string, size, inodes int64) error {
+func mkfs(ctx context.Context, dir, out string, size, inodes int64, log *slog.Logger) error {
 	prog, err := findProgram("mke2fs")
 	if err != nil {
 		return err
@@ -85,7 +85,7 @@ func mkfs(ctx context.Context, dir, out string, size, inodes int64) error {
 	cmd := exec.CommandContext(ctx, prog, args...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	slog.Debug("mke2fs", "args", args)
+	log.Debug("mke2fs", "args", args)
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if strings.Contains(msg, "Could not allocate") || strings.Contains(msg, "No space left") {
@@ -96,10 +96,10 @@ func mkfs(ctx context.Context, dir, out string, size, inodes int64) error {
 	return nil
 }
 
-// MakeExt4 builds an ext4 image of the tree at dir into out. With size 0 the
+// makeExt4 builds an ext4 image of the tree at dir into out. With size 0 the
 // size is chosen from the tree and doubled until the tree fits. It returns
 // the image size.
-func MakeExt4(ctx context.Context, dir, out string, size int64) (int64, error) {
+func makeExt4(ctx context.Context, dir, out string, size int64, log *slog.Logger) (int64, error) {
 	data, inodes, err := treeUsage(dir)
 	if err != nil {
 		return 0, fmt.Errorf("scan %s: %w", dir, err)
@@ -110,7 +110,7 @@ func MakeExt4(ctx context.Context, dir, out string, size int64) (int64, error) {
 		size = autoSize(data, inodes)
 	}
 	for try := 0; ; try++ {
-		err := mkfs(ctx, dir, out, size, inodes)
+		err := mkfs(ctx, dir, out, size, inodes, log)
 		if err == nil {
 			return size, nil
 		}
@@ -118,7 +118,7 @@ func MakeExt4(ctx context.Context, dir, out string, size int64) (int64, error) {
 			return 0, err
 		}
 		size *= 2
-		slog.Debug("file system too small, retrying", "size", size)
+		log.Debug("file system too small, retrying", "size", size)
 	}
 }
 

@@ -8,25 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dejavu-project/dejavu/backstore/overlaybd"
+	"github.com/dejavu-project/dejavu/backstore"
 )
-
-type inspectLayer struct {
-	Index     int                    `json:"index"`
-	Digest    string                 `json:"digest,omitempty"`
-	Path      string                 `json:"path,omitempty"`
-	MediaType string                 `json:"mediaType,omitempty"`
-	Overlaybd bool                   `json:"overlaybd"`
-	Error     string                 `json:"error,omitempty"`
-	Layer     *overlaybd.LayerReport `json:"layer,omitempty"`
-}
-
-type inspectReport struct {
-	Image    string                  `json:"image"`
-	Manifest string                  `json:"manifest,omitempty"`
-	Layers   []inspectLayer          `json:"layers"`
-	Device   *overlaybd.DeviceReport `json:"device,omitempty"`
-}
 
 func newImageInspectCmd() *cobra.Command {
 	var rf registryFlags
@@ -40,8 +23,8 @@ mapping count and mapped and zeroed bytes, and the merged device of the stack.
 Layers that are not overlaybd are listed with the reason.
 
 SRC is a registry reference, an OCI layout (oci:DIR[:TAG]) or local layer blob
-files, bottom first (file:A,B). Registry blobs are downloaded to a temporary
-directory for now.`,
+files, bottom first (file:A,B). Of a registry image only the layers' headers
+and indexes are fetched, by range.`,
 		Example: `  dejavu image inspect localhost:5000/app:latest
   dejavu image inspect oci:./layout:amd64-converted -o json
   dejavu image inspect file:lower.commit,upper.commit`,
@@ -50,38 +33,13 @@ directory for now.`,
 			if output != "table" && output != "json" {
 				return fmt.Errorf("--output %q: want table or json", output)
 			}
-			il, err := rf.openLayers(cmd.Context(), args[0])
+			ropts, err := rf.options()
 			if err != nil {
 				return err
 			}
-			defer il.Close()
-			rep := inspectReport{Image: il.Ref.String()}
-			if il.Manifest != nil {
-				rep.Manifest = il.Digest.String()
-			}
-			for i, d := range il.Descs {
-				l := inspectLayer{Index: i, MediaType: string(d.MediaType), Overlaybd: il.Errs[i] == nil}
-				if d.Digest.Hex != "" {
-					l.Digest = d.Digest.String()
-				} else {
-					l.Path = d.Annotations["path"]
-				}
-				if il.Errs[i] != nil {
-					l.Error = il.Errs[i].Error()
-				} else {
-					r := il.Blobs[i].Describe()
-					r.Digest, r.MediaType = l.Digest, l.MediaType
-					l.Layer = &r
-				}
-				rep.Layers = append(rep.Layers, l)
-			}
-			if il.Overlaybd() == nil && len(il.Blobs) > 0 {
-				dev, err := overlaybd.OpenDevice(il.Blobs...)
-				if err != nil {
-					return err
-				}
-				d := overlaybd.DescribeDevice(dev)
-				rep.Device = &d
+			rep, err := backstore.Inspect(cmd.Context(), args[0], backstore.WithRefOptions(ropts...))
+			if err != nil {
+				return err
 			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -96,7 +54,7 @@ directory for now.`,
 	return cmd
 }
 
-func printInspect(w io.Writer, rep inspectReport) error {
+func printInspect(w io.Writer, rep *backstore.ImageReport) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "image\t%s\n", rep.Image)
 	if rep.Manifest != "" {

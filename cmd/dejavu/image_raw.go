@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dejavu-project/dejavu/backstore/overlaybd"
+	"github.com/dejavu-project/dejavu/backstore"
 )
 
 func newImageRawCmd() *cobra.Command {
@@ -29,35 +29,14 @@ OUT must not exist unless --force is given.`,
 			if _, err := os.Lstat(out); err == nil && !force {
 				return fmt.Errorf("%s exists; use --force to replace it", out)
 			}
-			il, err := rf.openLayers(cmd.Context(), args[0])
+			ropts, err := rf.options()
 			if err != nil {
 				return err
 			}
-			defer il.Close()
-			if err := il.Overlaybd(); err != nil {
-				return err
-			}
-			dev, err := overlaybd.OpenDevice(il.Blobs...)
+			d, err := backstore.WriteRaw(cmd.Context(), args[0], out, backstore.WithRefOptions(ropts...))
 			if err != nil {
 				return err
 			}
-			tmp := out + ".partial"
-			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
-			if err != nil {
-				return err
-			}
-			err = overlaybd.WriteRaw(cmd.Context(), dev, f)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err == nil {
-				err = os.Rename(tmp, out)
-			}
-			if err != nil {
-				os.Remove(tmp)
-				return err
-			}
-			d := overlaybd.DescribeDevice(dev)
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s virtual, %s of data in %d mappings\n", out, humanBytes(d.VirtualSize), humanBytes(d.DataBytes), d.Mappings)
 			return nil
 		},

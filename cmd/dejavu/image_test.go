@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
@@ -55,7 +56,7 @@ func TestHelloWorldThroughRegistry(t *testing.T) {
 		t.Fatalf("copy printed %q, want the unchanged manifest digest", out)
 	}
 	out, _ = dejavu(t, "image", "inspect", dst, "-o", "json")
-	var rep inspectReport
+	var rep backstore.ImageReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("inspect json: %v\n%s", err, out)
 	}
@@ -93,7 +94,7 @@ func TestBuildInspectRawCLI(t *testing.T) {
 	dst := reg + "/built:v1"
 	dejavu(t, "image", "build", src, dst, "--compression", "zstd", "--block-size", "16KiB", "--cmd", "/bin/true")
 	out, _ := dejavu(t, "image", "inspect", dst, "-o", "json")
-	var rep inspectReport
+	var rep backstore.ImageReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestConvertHelloWorld(t *testing.T) {
 	dst := reg + "/hello:converted"
 	dejavu(t, "image", "convert", "oci:"+layout+":amd64", dst)
 	out, _ := dejavu(t, "image", "inspect", dst, "-o", "json")
-	var rep inspectReport
+	var rep backstore.ImageReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}

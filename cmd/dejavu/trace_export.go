@@ -3,12 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/backstore/overlaybd"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -40,33 +38,7 @@ are fetched).`,
 			if err != nil {
 				return err
 			}
-			cache, err := os.MkdirTemp("", "dejavu-export-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(cache)
-			bs, err := backstore.Open(cmd.Context(), image, backstore.WithCacheDir(cache), backstore.WithRefOptions(ropts...))
-			if err != nil {
-				return err
-			}
-			defer bs.Close()
-			if bs.Digest() != t.Image {
-				return fmt.Errorf("the trace was recorded on %s, %s is %s", t.Image, image, bs.Digest())
-			}
-			var blobs []*overlaybd.Blob
-			for _, l := range bs.Layers() {
-				blobs = append(blobs, l.Blob)
-			}
-			f, err := os.Create(out)
-			if err != nil {
-				return err
-			}
-			if err := trace.ExportOverlaybd(f, t, blobs); err != nil {
-				f.Close()
-				os.Remove(out)
-				return err
-			}
-			return f.Close()
+			return trace.ExportImage(cmd.Context(), t, image, out, backstore.WithRefOptions(ropts...))
 		},
 	}
 	rf.register(cmd.Flags())

@@ -1,0 +1,4 @@
+package backstore
+
+// OpenCache lets the external tests look into a cache directory.
+var OpenCache = openDiskCache
