@@ -3,6 +3,8 @@ package reports
 import (
 	"context"
 	"fmt"
+	"github.com/dejavu-project/dejavu/launch/timed"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -169,7 +171,9 @@ func (s *containerdStarter) start(ctx context.Context, mode, ref string, proxy *
 			return Start{}, err
 		}
 	}
-	DropPageCache()
+	if err := timed.DropPageCache(); err != nil {
+		slog.Warn("dropping the page cache", "err", err)
+	}
 	proxy.Reset()
 	obs := newStartObserver()
 	s.obs.Store(obs)

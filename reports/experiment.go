@@ -3,7 +3,9 @@ package reports
 import (
 	"context"
 	"fmt"
+	"github.com/dejavu-project/dejavu/launch/timed"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -38,7 +40,7 @@ func Modes(runtime string) []string {
 // through a shaped link to its registry, alternating modes run by run.
 type Experiment struct {
 	Ref       string // in a registry reachable over plain HTTP
-	Program   Program
+	Program   timed.Program
 	ReadySpec string // the readiness probe as given, for the results
 	Modes     []string
 	Runs      int
@@ -166,7 +168,9 @@ func (s *localStarter) start(ctx context.Context, mode, ref string, proxy *netsh
 			}
 		}
 	}
-	DropPageCache()
+	if err := timed.DropPageCache(); err != nil {
+		slog.Warn("dropping the page cache", "err", err)
+	}
 	proxy.Reset()
 	obs := newStartObserver()
 	opts = append(opts, lazymount.WithOpened(obs.attach),
@@ -179,7 +183,7 @@ func (s *localStarter) start(ctx context.Context, mode, ref string, proxy *netsh
 		}
 	}
 	pulled := time.Since(start)
-	t, err := TimedStart(ctx, ref, s.e.Program, opts...)
+	t, err := timed.Start(ctx, ref, s.e.Program, opts...)
 	if err != nil {
 		return Start{}, err
 	}

@@ -176,7 +176,8 @@ func (im *imageMounts) unmount(m *imageMount) error {
 	if m.m == nil {
 		return nil
 	}
-	rep, err := m.m.Close()
+	err := m.m.Close()
+	rep := m.m.Report()
 	if im.unmounted != nil {
 		im.unmounted(m.image, rep)
 	}

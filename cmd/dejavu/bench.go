@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/dejavu-project/dejavu/launch/timed"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +67,7 @@ together; a warm one finds the image pulled and its bytes cached.`,
 			}
 			res, err := reports.Run(cmd.Context(), reports.Experiment{
 				Ref:        args[0],
-				Program:    reports.Program{Args: args[1:], Ready: probe, Timeout: timeout, Stderr: cmd.ErrOrStderr()},
+				Program:    timed.Program{Args: args[1:], Ready: probe, Timeout: timeout, Stderr: cmd.ErrOrStderr()},
 				ReadySpec:  ready,
 				Modes:      strings.Split(modes, ","),
 				Runs:       runs,

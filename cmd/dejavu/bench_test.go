@@ -1,13 +1,13 @@
 package main
 
 import (
+	"github.com/dejavu-project/dejavu/launch/timed"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -30,7 +30,7 @@ func BenchmarkRecordingOverhead(b *testing.B) {
 			var stderr string
 			switch m {
 			case "off":
-				reports.DropPageCache()
+				timed.DropPageCache()
 				_, stderr = dejavu(b, "run", ref, "--cache", b.TempDir(), "--state-dir", b.TempDir())
 			default:
 				// record empties the cache and drops the page cache itself.

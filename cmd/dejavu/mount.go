@@ -126,9 +126,9 @@ the next mount or umount. Needs root.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s (%s) at %s in %s\n", args[0], m.Backstore().Digest(), args[1], time.Since(start).Round(time.Millisecond))
 			<-cmd.Context().Done()
 			slog.Info("unmounting", "dir", args[1])
-			r, err := m.Close()
+			err = m.Close()
 			if m.Prefetching() {
-				logPrefetch(r)
+				logPrefetch(m.Report())
 			}
 			return err
 		},

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/dejavu-project/dejavu/launch/timed"
 	"io"
 	"time"
 
 	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/reports"
 
 	"github.com/spf13/cobra"
 
@@ -64,13 +64,13 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 // and unmounts. extra adds backstore options (observers); hooks see the
 // image and the loop device as the mount is made.
 func timedStart(ctx context.Context, stdout, stderr io.Writer, ref string, args []string, rf registryFlags, bf backstoreFlags, probe launch.Probe, timeout time.Duration,
-	hooks mountHooks, extra ...backstore.Option) (reports.Timing, error) {
+	hooks mountHooks, extra ...backstore.Option) (timed.Timing, error) {
 	opts, stop, err := bf.mountOptions(rf, hooks, extra...)
 	if err != nil {
-		return reports.Timing{}, err
+		return timed.Timing{}, err
 	}
 	defer stop()
-	t, err := reports.TimedStart(ctx, ref, reports.Program{Args: args, Ready: probe, Timeout: timeout, Stdout: stdout, Stderr: stderr}, opts...)
+	t, err := timed.Start(ctx, ref, timed.Program{Args: args, Ready: probe, Timeout: timeout, Stdout: stdout, Stderr: stderr}, opts...)
 	if t.Prefetch.Units > 0 {
 		logPrefetch(t.Prefetch)
 	}

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"github.com/dejavu-project/dejavu/launch/timed"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,7 +132,7 @@ func TestRecordForeignDevice(t *testing.T) {
 	// the program got loaded does not matter then.
 	var stderr string
 	for stderr == "" {
-		reports.DropPageCache()
+		timed.DropPageCache()
 		if out, err := exec.Command("sh", "-c", "cat "+mnt+"/data/*/* > /dev/null").CombinedOutput(); err != nil {
 			t.Fatalf("read: %v\n%s", err, out)
 		}

@@ -3,11 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/dejavu-project/dejavu/launch/timed"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/dejavu-project/dejavu/ebpf"
-	"github.com/dejavu-project/dejavu/reports"
 
 	"github.com/spf13/cobra"
 
@@ -68,7 +69,9 @@ indexes. Needs root.`,
 				}
 				runFlags := bf
 				runFlags.cacheDir = cache
-				reports.DropPageCache()
+				if err := timed.DropPageCache(); err != nil {
+					slog.Warn("dropping the page cache", "err", err)
+				}
 				rec := trace.NewRecorder()
 				var probeBPF *ebpf.Recorder
 				var opts []backstore.Option
