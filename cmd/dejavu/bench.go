@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/dejavu-project/dejavu/experiment"
 	"github.com/dejavu-project/dejavu/launch/timed"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,21 +67,30 @@ together; a warm one finds the image pulled and its bytes cached.`,
 					return fmt.Errorf("--trace: %w", err)
 				}
 			}
-			res, err := reports.Run(cmd.Context(), reports.Experiment{
+			rt, err := reports.ParseRuntime(runtime)
+			if err != nil {
+				return err
+			}
+			ms, err := experiment.ParseModes(rt, modes)
+			if err != nil {
+				return err
+			}
+			res, err := experiment.Run(cmd.Context(), experiment.Experiment{
 				Ref:        args[0],
 				Program:    timed.Program{Args: args[1:], Ready: probe, Timeout: timeout, Stderr: cmd.ErrOrStderr()},
 				ReadySpec:  ready,
-				Modes:      strings.Split(modes, ","),
+				Modes:      ms,
 				Runs:       runs,
 				RTT:        rtt,
 				Bandwidth:  bps,
-				Runtime:    runtime,
+				Runtime:    rt,
 				Trace:      rp.trace,
 				Workload:   rp.workload,
 				Workers:    rp.workers,
 				Batch:      rp.batch,
 				RefOptions: ropts,
 				Progress:   cmd.ErrOrStderr(),
+				Log:        slog.Default(),
 			})
 			if err != nil {
 				return err

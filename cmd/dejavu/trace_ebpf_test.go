@@ -208,7 +208,7 @@ func TestBenchModes(t *testing.T) {
 	if len(res.Starts) != 10 || len(res.Summary) != 5 {
 		t.Fatalf("results: %d starts, %d summaries\n%s", len(res.Starts), len(res.Summary), table)
 	}
-	med := map[string]reports.Mode{}
+	med := map[reports.Mode]reports.ModeSummary{}
 	for _, s := range res.Summary {
 		med[s.Mode] = s
 		if s.MedianSeconds <= 0 {
