@@ -154,9 +154,6 @@ func (s *containerdStarter) start(ctx context.Context, mode reports.Mode, ref st
 	tr := lazymount.TraceNone
 	if mode == reports.ModePrefetch {
 		tr = s.e.Trace
-		if tr == "" || (tr != lazymount.TraceAuto && !strings.HasPrefix(tr, "sha256:")) {
-			return reports.Start{}, fmt.Errorf("experiment: with containerd the trace is chosen by a snapshot label: auto or sha256:DIGEST, not %q", tr)
-		}
 	}
 	os.RemoveAll(s.cache)
 	if mode == reports.ModeWarm {

@@ -14,6 +14,7 @@ import (
 	"github.com/dejavu-project/dejavu/launch/timed"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/reports"
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 // Modes lists the modes a runtime can start in.
@@ -143,6 +144,17 @@ func (e *Experiment) check() error {
 		if !slices.Contains(Modes(e.Runtime), m) {
 			return fmt.Errorf("experiment: mode %q: want some of %s with the %s runtime", m, join(Modes(e.Runtime)), e.Runtime)
 		}
+	}
+	if e.Trace == "" {
+		e.Trace = lazymount.TraceAuto
+	}
+	src, err := trace.ParseSource(e.Trace)
+	if err != nil {
+		return err
+	}
+	prefetches := slices.ContainsFunc(e.Modes, reports.Mode.Prefetches)
+	if e.Runtime == reports.RuntimeContainerd && prefetches && src.Kind != trace.SourceAuto && src.Kind != trace.SourceDigest {
+		return fmt.Errorf("experiment: with containerd the trace is chosen by a snapshot label: auto or sha256:DIGEST, not %q", e.Trace)
 	}
 	if e.Runtime == reports.RuntimeContainerd && e.ReadySpec != "" && e.ReadySpec != "exit" {
 		return fmt.Errorf("experiment: with containerd a start is ready when its container exits (ctr run waits for it); readiness %q is not supported", e.ReadySpec)

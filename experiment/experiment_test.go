@@ -49,6 +49,8 @@ func TestRunBadExperiment(t *testing.T) {
 		{Experiment{Runtime: reports.RuntimeContainerd, Modes: []reports.Mode{reports.ModeFIFO}, Ref: "127.0.0.1:5000/a:b"}, `mode "fifo"`},
 		{Experiment{Runtime: reports.RuntimeContainerd, ReadySpec: "tcp:80", Ref: "127.0.0.1:5000/a:b"}, "readiness"},
 		{Experiment{Ref: "oci:/nonexistent:tag"}, "needs an image in a registry"},
+		{Experiment{Runtime: reports.RuntimeContainerd, Modes: []reports.Mode{reports.ModePrefetch}, Trace: "web.djv", Ref: "127.0.0.1:5000/a:b"}, "chosen by a snapshot label"},
+		{Experiment{Trace: "sha256:abc", Ref: "127.0.0.1:5000/a:b"}, "64 lowercase hex"},
 		{Experiment{Ref: "Not A Ref"}, ""},
 	} {
 		_, err := Run(context.Background(), tc.e)

@@ -45,7 +45,7 @@ func Start(ctx context.Context, ref, dir string, opts ...Option) (_ *Mount, err 
 		bsOpts = append(bsOpts, backstore.WithObserver(c.metrics.observer()))
 	}
 	var early *earlyReplay
-	if c.trace != TraceNone && c.trace != "" {
+	if c.prefetches() {
 		r, err := imageref.Parse(ref)
 		if err != nil {
 			return nil, err
