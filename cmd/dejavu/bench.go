@@ -16,13 +16,14 @@ import (
 	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/reports"
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 func newBenchCmd() *cobra.Command {
 	var rf registryFlags
-	var ready, modes, out, bandwidth, runtime string
-	rp := replayFlags{trace: "auto", workers: lazymount.DefaultPrefetchWorkers, batch: lazymount.DefaultPrefetchBatch}
-	var runs int
+	var ready, modes, out, bandwidth, runtime, traceSrc, workload string
+	var runs, workers int
+	var batch int64
 	var rtt, timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "bench REF [-- CMD ARGS...]",
@@ -62,10 +63,8 @@ together; a warm one finds the image pulled and its bytes cached.`,
 			if err != nil {
 				return err
 			}
-			if rp.trace != lazymount.TraceAuto && !strings.HasPrefix(rp.trace, "sha256:") {
-				if _, err := os.Stat(rp.trace); err != nil {
-					return fmt.Errorf("--trace: %w", err)
-				}
+			if err := checkBenchTrace(traceSrc); err != nil {
+				return err
 			}
 			rt, err := reports.ParseRuntime(runtime)
 			if err != nil {
@@ -84,10 +83,10 @@ together; a warm one finds the image pulled and its bytes cached.`,
 				RTT:        rtt,
 				Bandwidth:  bps,
 				Runtime:    rt,
-				Trace:      rp.trace,
-				Workload:   rp.workload,
-				Workers:    rp.workers,
-				Batch:      rp.batch,
+				Trace:      traceSrc,
+				Workload:   workload,
+				Workers:    workers,
+				Batch:      batch,
 				RefOptions: ropts,
 				Progress:   cmd.ErrOrStderr(),
 				Log:        slog.Default(),
@@ -113,12 +112,29 @@ together; a warm one finds the image pulled and its bytes cached.`,
 	fl.StringVar(&bandwidth, "bandwidth", "100Mbit", "link bandwidth (e.g. 100Mbit, 12MiB; 0: unlimited)")
 	fl.StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
 	fl.DurationVar(&timeout, "timeout", 10*time.Minute, "give up on a start not ready within this")
-	fl.StringVar(&rp.trace, "trace", "auto", "trace for prefetch and fifo: auto, FILE or sha256:DIGEST")
-	fl.StringVar(&rp.workload, "workload", "", "with --trace auto: which workload's trace")
-	fl.IntVar(&rp.workers, "prefetch-workers", lazymount.DefaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
-	fl.Int64Var(&rp.batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
+	fl.StringVar(&traceSrc, "trace", "auto", "trace for prefetch and fifo: auto, FILE or sha256:DIGEST")
+	fl.StringVar(&workload, "workload", "", "with --trace auto: which workload's trace")
+	fl.IntVar(&workers, "prefetch-workers", lazymount.DefaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
+	fl.Int64Var(&batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
 	fl.StringVarP(&out, "output", "o", "", "results JSON file; the HTML report goes next to it (.html)")
 	return cmd
+}
+
+// checkBenchTrace refuses a trace the prefetch and fifo starts cannot use.
+func checkBenchTrace(s string) error {
+	src, err := trace.ParseSource(s)
+	if err != nil {
+		return fmt.Errorf("--trace: %w", err)
+	}
+	switch src.Kind {
+	case trace.SourceNone:
+		return fmt.Errorf("--trace none: the prefetch and fifo starts need a trace: auto, FILE or sha256:DIGEST")
+	case trace.SourceFile:
+		if _, err := os.Stat(src.Path); err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+	}
+	return nil
 }
 
 // parseBandwidth reads 100Mbit, 1Gbit, 12MiB (per second) or plain bytes.

@@ -1,23 +1,17 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"github.com/dejavu-project/dejavu/launch/timed"
-	"io"
 	"time"
-
-	"github.com/dejavu-project/dejavu/backstore"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dejavu-project/dejavu/launch"
+	"github.com/dejavu-project/dejavu/launch/timed"
 )
 
 func newRunCmd() *cobra.Command {
-	var rf registryFlags
-	var bf backstoreFlags
-	var pf replayFlags
+	var f *lazyFlags
 	var ready string
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -42,7 +36,15 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 			if err != nil {
 				return err
 			}
-			st, err := timedStart(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1:], rf, bf, probe, timeout, mountHooks{replay: &pf})
+			opts, stop, err := f.mountOptions(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer stop()
+			st, err := timed.Start(cmd.Context(), args[0], timed.Program{Args: args[1:], Ready: probe, Timeout: timeout, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}, opts...)
+			if st.Prefetch.Units > 0 {
+				logPrefetch(st.Prefetch)
+			}
 			if err != nil {
 				return err
 			}
@@ -52,27 +54,8 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 			return nil
 		},
 	}
-	rf.register(cmd.Flags())
-	bf.register(cmd)
-	pf.register(cmd)
+	f = mountFlags(cmd)
 	cmd.Flags().StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up when not ready within this")
 	return cmd
-}
-
-// timedStart mounts ref, starts its program, waits until ready, stops it
-// and unmounts. extra adds backstore options (observers); hooks see the
-// image and the loop device as the mount is made.
-func timedStart(ctx context.Context, stdout, stderr io.Writer, ref string, args []string, rf registryFlags, bf backstoreFlags, probe launch.Probe, timeout time.Duration,
-	hooks mountHooks, extra ...backstore.Option) (timed.Timing, error) {
-	opts, stop, err := bf.mountOptions(rf, hooks, extra...)
-	if err != nil {
-		return timed.Timing{}, err
-	}
-	defer stop()
-	t, err := timed.Start(ctx, ref, timed.Program{Args: args, Ready: probe, Timeout: timeout, Stdout: stdout, Stderr: stderr}, opts...)
-	if t.Prefetch.Units > 0 {
-		logPrefetch(t.Prefetch)
-	}
-	return t, err
 }

@@ -14,8 +14,7 @@ import (
 )
 
 func newTraceRecordCmd() *cobra.Command {
-	var rf registryFlags
-	var bf backstoreFlags
+	var f lazyFlags
 	var recorder, ready, workload, out, devicePath string
 	var duration time.Duration
 	var runs, minRuns int
@@ -42,13 +41,13 @@ indexes. Needs root.`,
 				return errors.New("-o FILE is required")
 			}
 			if devicePath != "" {
-				return recordDevice(cmd, devicePath, args[0], rf, workload, duration, out)
+				return recordDevice(cmd, devicePath, args[0], f.registry, workload, duration, out)
 			}
 			probe, err := launch.ParseProbe(ready)
 			if err != nil {
 				return err
 			}
-			opts, stop, err := bf.mountOptions(rf, mountHooks{})
+			opts, stop, err := f.mountOptions(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -72,8 +71,7 @@ indexes. Needs root.`,
 			return nil
 		},
 	}
-	rf.register(cmd.Flags())
-	bf.register(cmd)
+	f.registerLocal(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&recorder, "recorder", trace.RecorderBackstore, "backstore or ebpf")
 	fl.IntVar(&runs, "runs", 1, "warm-up starts to record")
