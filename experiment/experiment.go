@@ -2,9 +2,11 @@ package experiment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -152,12 +154,28 @@ func (e *Experiment) check() error {
 	if err != nil {
 		return err
 	}
-	prefetches := slices.ContainsFunc(e.Modes, reports.Mode.Prefetches)
-	if e.Runtime == reports.RuntimeContainerd && prefetches && src.Kind != trace.SourceAuto && src.Kind != trace.SourceDigest {
-		return fmt.Errorf("experiment: with containerd the trace is chosen by a snapshot label: auto or sha256:DIGEST, not %q", e.Trace)
+	if slices.ContainsFunc(e.Modes, reports.Mode.Prefetches) {
+		if err := e.checkTrace(src); err != nil {
+			return err
+		}
 	}
 	if e.Runtime == reports.RuntimeContainerd && e.ReadySpec != "" && e.ReadySpec != "exit" {
 		return fmt.Errorf("experiment: with containerd a start is ready when its container exits (ctr run waits for it); readiness %q is not supported", e.ReadySpec)
+	}
+	return nil
+}
+
+// checkTrace refuses a trace that the prefetch and fifo starts cannot use.
+func (e *Experiment) checkTrace(src trace.SourceSpec) error {
+	switch {
+	case e.Runtime == reports.RuntimeContainerd && src.Kind != trace.SourceAuto && src.Kind != trace.SourceDigest:
+		return fmt.Errorf("experiment: with containerd the trace is chosen by a snapshot label: auto or sha256:DIGEST, not %q", e.Trace)
+	case src.Kind == trace.SourceNone:
+		return errors.New("experiment: the prefetch and fifo starts need a trace: auto, FILE or sha256:DIGEST")
+	case src.Kind == trace.SourceFile:
+		if _, err := os.Stat(src.Path); err != nil {
+			return fmt.Errorf("experiment: trace: %w", err)
+		}
 	}
 	return nil
 }

@@ -51,6 +51,8 @@ func TestRunBadExperiment(t *testing.T) {
 		{Experiment{Ref: "oci:/nonexistent:tag"}, "needs an image in a registry"},
 		{Experiment{Runtime: reports.RuntimeContainerd, Modes: []reports.Mode{reports.ModePrefetch}, Trace: "web.djv", Ref: "127.0.0.1:5000/a:b"}, "chosen by a snapshot label"},
 		{Experiment{Trace: "sha256:abc", Ref: "127.0.0.1:5000/a:b"}, "64 lowercase hex"},
+		{Experiment{Modes: []reports.Mode{reports.ModeFIFO}, Trace: "none", Ref: "127.0.0.1:5000/a:b"}, "need a trace"},
+		{Experiment{Modes: []reports.Mode{reports.ModePrefetch}, Trace: "/nonexistent.djv", Ref: "127.0.0.1:5000/a:b"}, "no such file"},
 		{Experiment{Ref: "Not A Ref"}, ""},
 	} {
 		_, err := Run(context.Background(), tc.e)

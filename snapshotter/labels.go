@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -79,7 +80,7 @@ type choice struct {
 func choiceOf(labels map[string]string) (choice, error) {
 	c := choice{trace: labels[LabelTrace], workload: labels[LabelWorkload], record: labels[LabelRecord]}
 	if c.trace == "" {
-		c.trace = "auto"
+		c.trace = lazymount.TraceAuto
 	}
 	// A file would be the snapshotter's to read: labels come from images
 	// and users, so they name only what is attached to the image.

@@ -1,22 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"github.com/dejavu-project/dejavu/experiment"
-	"github.com/dejavu-project/dejavu/launch/timed"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dejavu-project/dejavu/experiment"
 	"github.com/dejavu-project/dejavu/launch"
+	"github.com/dejavu-project/dejavu/launch/timed"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/reports"
-	"github.com/dejavu-project/dejavu/trace"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -63,9 +58,6 @@ together; a warm one finds the image pulled and its bytes cached.`,
 			if err != nil {
 				return err
 			}
-			if err := checkBenchTrace(traceSrc); err != nil {
-				return err
-			}
 			rt, err := reports.ParseRuntime(runtime)
 			if err != nil {
 				return err
@@ -95,10 +87,11 @@ together; a warm one finds the image pulled and its bytes cached.`,
 				return err
 			}
 			if out != "" {
-				if err := writeResults(out, res); err != nil {
+				html, err := reports.WriteFiles(out, res)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s and %s\n", out, htmlPath(out))
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s and %s\n", out, html)
 			}
 			return reports.Table(cmd.OutOrStdout(), res, false)
 		},
@@ -118,66 +111,4 @@ together; a warm one finds the image pulled and its bytes cached.`,
 	fl.Int64Var(&batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
 	fl.StringVarP(&out, "output", "o", "", "results JSON file; the HTML report goes next to it (.html)")
 	return cmd
-}
-
-// checkBenchTrace refuses a trace the prefetch and fifo starts cannot use.
-func checkBenchTrace(s string) error {
-	src, err := trace.ParseSource(s)
-	if err != nil {
-		return fmt.Errorf("--trace: %w", err)
-	}
-	switch src.Kind {
-	case trace.SourceNone:
-		return fmt.Errorf("--trace none: the prefetch and fifo starts need a trace: auto, FILE or sha256:DIGEST")
-	case trace.SourceFile:
-		if _, err := os.Stat(src.Path); err != nil {
-			return fmt.Errorf("--trace: %w", err)
-		}
-	}
-	return nil
-}
-
-// parseBandwidth reads 100Mbit, 1Gbit, 12MiB (per second) or plain bytes.
-func parseBandwidth(s string) (int64, error) {
-	l := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(s, "/s"), "ps"))
-	for _, u := range []struct {
-		suffix string
-		mult   float64
-	}{{"gbit", 1e9 / 8}, {"mbit", 1e6 / 8}, {"kbit", 1e3 / 8}} {
-		if strings.HasSuffix(l, u.suffix) {
-			var v float64
-			if _, err := fmt.Sscan(strings.TrimSuffix(l, u.suffix), &v); err != nil || v < 0 {
-				return 0, fmt.Errorf("--bandwidth %q: bad number", s)
-			}
-			return int64(v * u.mult), nil
-		}
-	}
-	n, err := parseSize(s)
-	if err != nil {
-		return 0, fmt.Errorf("--bandwidth %q: want e.g. 100Mbit or 12MiB", s)
-	}
-	return n, nil
-}
-
-// writeResults writes the results JSON and the HTML report beside it.
-func writeResults(out string, res *reports.Results) error {
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	var j, h bytes.Buffer
-	if err := reports.WriteJSON(&j, res); err != nil {
-		return err
-	}
-	if err := reports.HTML(&h, res); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, j.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(htmlPath(out), h.Bytes(), 0o644)
-}
-
-// htmlPath is where the HTML report of a results file goes.
-func htmlPath(out string) string {
-	return strings.TrimSuffix(out, filepath.Ext(out)) + ".html"
 }
