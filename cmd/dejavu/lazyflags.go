@@ -12,6 +12,7 @@ import (
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
 	"github.com/dejavu-project/dejavu/internal/metrics"
+	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/replay"
 	"github.com/dejavu-project/dejavu/trace"
@@ -33,6 +34,9 @@ type lazyFlags struct {
 	batch                   int64
 	wait                    time.Duration
 	trace, workload, policy string
+	// the start (run, trace record)
+	ready   string
+	timeout time.Duration
 }
 
 // registerFetch adds the registry, cache, retry and metrics flags.
@@ -70,6 +74,23 @@ func (f *lazyFlags) registerTrace(cmd *cobra.Command) {
 	fl.StringVar(&f.trace, "trace", "auto", "trace to prefetch: auto (the one attached to the image), none, a FILE, or sha256:DIGEST of an attached trace")
 	fl.StringVar(&f.workload, "workload", "", "with --trace auto: which workload's trace, when several are attached")
 	fl.StringVar(&f.policy, "replay-policy", "dejavu", "dejavu, or fifo (overlaybd's own: recorded order, no joining, 16 workers, no priority)")
+}
+
+// registerStart adds when a started program counts as ready.
+func (f *lazyFlags) registerStart(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up when not ready within this")
+}
+
+// startOptions are mountOptions and the readiness probe, for a command
+// that starts the image's program.
+func (f *lazyFlags) startOptions(ctx context.Context) (launch.Probe, []lazymount.Option, func(), error) {
+	probe, err := launch.ParseProbe(f.ready)
+	if err != nil {
+		return launch.Probe{}, nil, nil, err
+	}
+	opts, stop, err := f.mountOptions(ctx)
+	return probe, opts, stop, err
 }
 
 // mountOptions turns the flags into lazymount options, and starts the

@@ -6,14 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/launch/timed"
 )
 
 func newRunCmd() *cobra.Command {
 	var f *lazyFlags
-	var ready string
-	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "run REF [-- CMD ARGS...]",
 		Short: "Mount an image lazily, start its program, and time it until ready",
@@ -32,16 +29,12 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
   dejavu run localhost:5000/py:latest -- python3 -c "import numpy"`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			probe, err := launch.ParseProbe(ready)
-			if err != nil {
-				return err
-			}
-			opts, stop, err := f.mountOptions(cmd.Context())
+			probe, opts, stop, err := f.startOptions(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer stop()
-			st, err := timed.Start(cmd.Context(), args[0], timed.Program{Args: args[1:], Ready: probe, Timeout: timeout, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}, opts...)
+			st, err := timed.Start(cmd.Context(), args[0], timed.Program{Args: args[1:], Ready: probe, Timeout: f.timeout, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}, opts...)
 			if st.Prefetch.Units > 0 {
 				logPrefetch(st.Prefetch)
 			}
@@ -55,7 +48,6 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 		},
 	}
 	f = mountFlags(cmd)
-	cmd.Flags().StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up when not ready within this")
+	f.registerStart(cmd)
 	return cmd
 }

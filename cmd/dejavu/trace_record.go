@@ -8,17 +8,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/record"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
 func newTraceRecordCmd() *cobra.Command {
 	var f lazyFlags
-	var recorder, ready, workload, out, devicePath string
+	var recorder, workload, out, devicePath string
 	var duration time.Duration
 	var runs, minRuns int
-	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "record REF -o FILE [-- CMD ARGS...]",
 		Short: "Record what a workload reads while it starts",
@@ -43,11 +41,7 @@ indexes. Needs root.`,
 			if devicePath != "" {
 				return recordDevice(cmd, devicePath, args[0], f.registry, workload, duration, out)
 			}
-			probe, err := launch.ParseProbe(ready)
-			if err != nil {
-				return err
-			}
-			opts, stop, err := f.mountOptions(cmd.Context())
+			probe, opts, stop, err := f.startOptions(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -56,7 +50,7 @@ indexes. Needs root.`,
 				workload = "default"
 			}
 			t, err := record.Record(cmd.Context(), args[0], record.WithRecorder(recorder), record.WithRuns(runs), record.WithMinRuns(minRuns),
-				record.WithWorkload(workload), record.WithCommand(args[1:]...), record.WithReady(probe), record.WithTimeout(timeout),
+				record.WithWorkload(workload), record.WithCommand(args[1:]...), record.WithReady(probe), record.WithTimeout(f.timeout),
 				record.WithOutput(cmd.OutOrStdout(), cmd.ErrOrStderr()), record.WithMountOptions(opts...), record.WithTool(version),
 				record.WithLogger(slog.Default()), record.WithProgress(func(r record.Run) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "run %d: ready in %s, %d ranges, %s\n", r.N, r.Timing.Total.Round(time.Millisecond), len(r.Trace.Records), humanBytes(r.Trace.Bytes()))
@@ -72,12 +66,11 @@ indexes. Needs root.`,
 		},
 	}
 	f.registerLocal(cmd)
+	f.registerStart(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&recorder, "recorder", trace.RecorderBackstore, "backstore or ebpf")
 	fl.IntVar(&runs, "runs", 1, "warm-up starts to record")
 	fl.IntVar(&minRuns, "min-runs", 1, "keep ranges read in at least this many runs")
-	fl.StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
-	fl.DurationVar(&timeout, "timeout", 5*time.Minute, "give up when not ready within this")
 	fl.StringVar(&workload, "workload", "", "workload name stored in the trace (default: default)")
 	fl.StringVarP(&out, "output", "o", "", "trace file to write")
 	fl.StringVar(&devicePath, "device", "", "record a block device dejavu does not serve (with eBPF), e.g. overlaybd's; REF is then the image it holds")
