@@ -3,6 +3,7 @@ package lazymount
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -19,10 +20,14 @@ type Mount struct {
 	eng     *prefetch.Engine // nil: no prefetch
 	metrics *Metrics
 
-	once sync.Once
-	rep  prefetch.Report
-	err  error
+	once   sync.Once
+	err    error
+	mu     sync.Mutex
+	rep    prefetch.Report // final, once closed
+	closed bool
 }
+
+var _ io.Closer = (*Mount)(nil)
 
 // Start opens ref lazily and mounts its file system read-only at dir,
 // prefetching along the image's trace (see WithTrace). Close tears it all
@@ -40,7 +45,7 @@ func Start(ctx context.Context, ref, dir string, opts ...Option) (_ *Mount, err 
 		bsOpts = append(bsOpts, backstore.WithObserver(c.metrics.observer()))
 	}
 	var early *earlyReplay
-	if c.trace != TraceNone && c.trace != "" {
+	if c.prefetches() {
 		r, err := imageref.Parse(ref)
 		if err != nil {
 			return nil, err
@@ -91,22 +96,30 @@ func (m *Mount) Device() *device.Device { return m.dev }
 // Prefetching reports whether a trace is being replayed.
 func (m *Mount) Prefetching() bool { return m.eng != nil }
 
-// Report is the prefetch's outcome so far (zero without prefetch).
+// Report is the prefetch's outcome: so far while mounted, final after
+// Close (zero without prefetch).
 func (m *Mount) Report() prefetch.Report {
 	if m.eng == nil {
 		return prefetch.Report{}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return m.rep
 	}
 	return m.eng.Report()
 }
 
 // Close stops the prefetch, unmounts, detaches the loop device, stops FUSE
-// and closes the image, and returns the prefetch's final outcome. It may
-// be called more than once.
-func (m *Mount) Close() (prefetch.Report, error) {
+// and closes the image. It may be called more than once; Report has the
+// prefetch's final outcome afterwards.
+func (m *Mount) Close() error {
 	m.once.Do(func() {
 		if m.eng != nil {
 			m.eng.Stop()
-			m.rep = m.eng.Report()
+			m.mu.Lock()
+			m.rep, m.closed = m.eng.Report(), true
+			m.mu.Unlock()
 			if m.metrics != nil {
 				m.metrics.done(m.eng)
 			}
@@ -118,5 +131,5 @@ func (m *Mount) Close() (prefetch.Report, error) {
 			m.err = err
 		}
 	})
-	return m.rep, m.err
+	return m.err
 }

@@ -57,10 +57,10 @@ func TestRecordThenPrefetch(t *testing.T) {
 	if m.Prefetching() {
 		t.Fatal("prefetching with no trace")
 	}
-	if _, err := m.Close(); err != nil {
+	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Close(); err != nil {
+	if err := m.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
 	tr := rec.Trace("hello", nil, "test")
@@ -88,16 +88,16 @@ func TestRecordThenPrefetch(t *testing.T) {
 	if !m1.Prefetching() || !m2.Prefetching() {
 		t.Fatal("not prefetching with a trace of the image")
 	}
-	r1, err := m1.Close()
-	if err != nil {
+	if err := m1.Close(); err != nil {
 		t.Fatal(err)
 	}
+	r1 := m1.Report()
 	// One closed, one running: both count.
 	waitUnits(t, reg, m2, r1.Units)
-	r2, err := m2.Close()
-	if err != nil {
+	if err := m2.Close(); err != nil {
 		t.Fatal(err)
 	}
+	r2 := m2.Report()
 	if r1.Units == 0 || r1.Failed != 0 {
 		t.Fatalf("prefetch report %+v", r1)
 	}

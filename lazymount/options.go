@@ -8,6 +8,7 @@ import (
 	"github.com/dejavu-project/dejavu/backstore/device"
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/replay"
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 // Prefetch defaults: a few requests of a couple of MiB each keep a link of
@@ -35,6 +36,7 @@ type config struct {
 	devOpts  []device.Option
 	stateDir string
 	trace    string
+	source   trace.SourceSpec // trace, parsed by prefetches
 	workload string
 	policy   replay.Policy
 	workers  int
@@ -52,6 +54,21 @@ func newConfig(opts []Option) config {
 		o(&c)
 	}
 	return c
+}
+
+// prefetches parses the trace source and reports whether there is one to
+// look for.
+func (c *config) prefetches() bool {
+	if c.trace == "" {
+		return false
+	}
+	src, err := trace.ParseSource(c.trace)
+	if err != nil {
+		c.log.Warn("not prefetching", "reason", err)
+		return false
+	}
+	c.source = src
+	return src.Kind != trace.SourceNone
 }
 
 // WithBackstoreOptions passes options to backstore.Open (cache, retries,
@@ -75,9 +92,10 @@ func WithDeviceOptions(o ...device.Option) Option {
 // up after a process that died (default device.DefaultStateDir).
 func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
 
-// WithTrace chooses the trace to prefetch: TraceAuto (default), TraceNone,
-// a trace file's path, or sha256:DIGEST of a trace artifact attached to
-// the image.
+// WithTrace chooses the trace to prefetch, as trace.ParseSource reads it:
+// TraceAuto (default), TraceNone (or ""), a trace file's path, or
+// sha256:DIGEST of a trace artifact attached to the image. A source that
+// does not parse costs the mount its prefetch (a warning), not the mount.
 func WithTrace(source string) Option { return func(c *config) { c.trace = source } }
 
 // WithWorkload chooses among several attached traces (with TraceAuto).

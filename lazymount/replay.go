@@ -2,8 +2,6 @@ package lazymount
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +19,8 @@ import (
 // for the image manifest that ref resolved to (local: from the cache).
 func (c *config) loadTrace(ctx context.Context, ref imageref.Ref, subject v1.Descriptor, local bool) (*trace.Trace, error) {
 	pull := []trace.PullOption{trace.WithSubject(subject), trace.WithPullRefOptions(c.refOpts...)}
-	switch {
-	case c.trace == TraceAuto:
+	switch c.source.Kind {
+	case trace.SourceAuto:
 		if local {
 			// Started here before: asking the registry for traces would
 			// make a warm start wait on it; the cache holds what it needs.
@@ -35,12 +33,13 @@ func (c *config) loadTrace(ctx context.Context, ref imageref.Ref, subject v1.Des
 		}
 		c.log.Info("prefetching with the attached trace", "image", ref.String(), "digest", d, "workload", t.Workload)
 		return t, nil
-	case strings.HasPrefix(c.trace, "sha256:"):
-		t, _, err := trace.Pull(ctx, ref, append(pull, trace.WithDigest(c.trace))...)
+	case trace.SourceDigest:
+		t, _, err := trace.Pull(ctx, ref, append(pull, trace.WithDigest(c.source.Digest))...)
 		return t, err
-	default:
-		return trace.ReadFile(c.trace)
+	case trace.SourceFile:
+		return trace.ReadFile(c.source.Path)
 	}
+	return nil, nil
 }
 
 // startReplay plans and starts the replay; slot is the observer
@@ -50,14 +49,9 @@ func (c *config) startReplay(ctx context.Context, bs *backstore.Fetchable, slot 
 	for _, l := range bs.Layers() {
 		layers = append(layers, l.Digest)
 	}
-	engOpts := []prefetch.Option{prefetch.WithWorkers(c.workers), prefetch.WithBatch(c.batch)}
-	switch c.policy {
-	case replay.PolicyDejavu:
-	case replay.PolicyFIFO:
-		// overlaybd's own replay: recorded order, many readers, no priority.
-		engOpts = []prefetch.Option{prefetch.WithWorkers(16), prefetch.WithBatch(0), prefetch.WithPriority(false), prefetch.WithFollow(false)}
-	default:
-		return nil, fmt.Errorf("replay policy %q: want %s or %s", c.policy, replay.PolicyDejavu, replay.PolicyFIFO)
+	how, err := c.policy.Engine(c.workers, c.batch)
+	if err != nil {
+		return nil, err
 	}
 	plan, err := replay.New(t, layers, bs.Held, replay.Options{Policy: c.policy})
 	if err != nil {
@@ -66,7 +60,8 @@ func (c *config) startReplay(ctx context.Context, bs *backstore.Fetchable, slot 
 	if plan.Dropped > 0 {
 		c.log.Info("trace records of layers this image lacks were dropped", "records", plan.Dropped, "bytes", plan.DroppedBytes)
 	}
-	eng := prefetch.Start(ctx, plan, bs, append(engOpts, prefetch.WithLogger(c.log))...)
+	eng := prefetch.Start(ctx, plan, bs, prefetch.WithWorkers(how.Workers), prefetch.WithBatch(how.Batch),
+		prefetch.WithPriority(how.Priority), prefetch.WithFollow(how.Follow), prefetch.WithLogger(c.log))
 	slot.Set(eng)
 	return eng, nil
 }

@@ -32,15 +32,6 @@ type Plan struct {
 	Cut          int64 // bytes left out by the budget
 }
 
-// Policy names how a plan is built.
-type Policy string
-
-// Policies.
-const (
-	PolicyDejavu Policy = "dejavu" // joined, capped, ordered, cache-aware
-	PolicyFIFO   Policy = "fifo"   // overlaybd's: recorded order, ≤ 1 MiB reads
-)
-
 // Options tune a plan.
 type Options struct {
 	Policy  Policy

@@ -77,3 +77,30 @@ func TestFIFOKeepsRecordedOrder(t *testing.T) {
 		t.Fatalf("fifo units %+v", p.Units)
 	}
 }
+
+func TestPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want Engine
+	}{
+		{"dejavu", Engine{Workers: 4, Batch: 2 << 20, Priority: true, Follow: true}},
+		// overlaybd's own replay, whatever the tuning.
+		{"fifo", Engine{Workers: 16, Batch: 0}},
+	} {
+		p, err := ParsePolicy(tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := p.Engine(4, 2<<20); err != nil || got != tc.want {
+			t.Errorf("%s: engine %+v, %v; want %+v", tc.name, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "FIFO", "lifo"} {
+		if _, err := ParsePolicy(bad); err == nil {
+			t.Errorf("policy %q accepted", bad)
+		}
+	}
+	if _, err := Policy("lifo").Engine(4, 0); err == nil {
+		t.Error("engine of policy lifo")
+	}
+}

@@ -1,9 +1,9 @@
-// Package reports runs startup experiments and renders their results.
+// Package reports keeps the results of startup experiments and renders
+// them.
 //
-// An experiment starts a workload again and again through a shaped link to
-// its registry (round-trip delay, bandwidth), alternating modes run by run:
-// full, lazy, prefetch, fifo and warm starts in this process, or lazy,
-// prefetch and warm starts through containerd and the dejavu snapshotter.
-// Its results (every start, per-mode summaries, the physical limit) render
-// as tables, Markdown, JSON and a self-contained HTML page with charts.
+// Results hold every start of an experiment (package experiment makes
+// them) by mode (full, lazy, prefetch, fifo, warm) and runtime; Summarize
+// derives per-mode medians, spreads, speedups and the physical limit.
+// They render as text tables, Markdown, JSON (read back by Read, also from
+// older versions' files) and a self-contained HTML page with charts.
 package reports

@@ -61,7 +61,7 @@ svg { display: block; margin: 1em 0; }
 `))
 
 // medianStart picks the start of a mode whose time is the mode's median.
-func medianStart(starts []Start, m Mode) *Start {
+func medianStart(starts []Start, m ModeSummary) *Start {
 	var best *Start
 	for i := range starts {
 		s := &starts[i]
@@ -91,9 +91,9 @@ func barsSVG(r *Results) string {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img" aria-label="time to ready per mode">`, chartW, h)
 	for i, m := range r.Summary {
 		y := float64(i*rowH) + 4
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="13">%s</text>`, 4, y+15, html.EscapeString(m.Mode))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="13">%s</text>`, 4, y+15, html.EscapeString(string(m.Mode)))
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="18" fill="%s"><title>%s: median %.3fs</title></rect>`,
-			x(0), y+2, x(m.MedianSeconds)-x(0), modeColor(m.Mode), html.EscapeString(m.Mode), m.MedianSeconds)
+			x(0), y+2, x(m.MedianSeconds)-x(0), modeColor(m.Mode), html.EscapeString(string(m.Mode)), m.MedianSeconds)
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#222"/>`, x(m.MinSeconds), x(m.MaxSeconds), y+11, y+11)
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#222" stroke-width="2"/>`, x(m.P90Seconds), x(m.P90Seconds), y+4, y+18)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11">%.2fs</text>`, x(m.MaxSeconds)+4, y+15, m.MedianSeconds)
@@ -132,8 +132,8 @@ func timelineSVG(s *Start) string {
 	h := max(len(laneEnd), 1)*laneH + 24 + axisPad
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img" aria-label="fetches of one %s start">`,
-		chartW, h, html.EscapeString(s.Mode))
-	fmt.Fprintf(&b, `<text x="4" y="16" font-size="13">%s (run %d, %.2fs, %d requests)</text>`, html.EscapeString(s.Mode), s.Run, s.Seconds, s.Requests)
+		chartW, h, html.EscapeString(string(s.Mode)))
+	fmt.Fprintf(&b, `<text x="4" y="16" font-size="13">%s (run %d, %.2fs, %d requests)</text>`, html.EscapeString(string(s.Mode)), s.Run, s.Seconds, s.Requests)
 	for i, f := range fetches {
 		y := 24 + lanes[i]*laneH
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s %s in %d ranges, %.0f ms</title></rect>`,
@@ -181,15 +181,15 @@ func causeColor(c string) string {
 	return "#999"
 }
 
-func modeColor(m string) string {
+func modeColor(m Mode) string {
 	switch m {
-	case "prefetch":
+	case ModePrefetch:
 		return "#2e86ab"
-	case "fifo":
+	case ModeFIFO:
 		return "#76b041"
-	case "lazy":
+	case ModeLazy:
 		return "#e4572e"
-	case "warm":
+	case ModeWarm:
 		return "#f3a712"
 	}
 	return "#8e8e8e"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,4 +80,26 @@ func TestHTMLRendersOffline(t *testing.T) {
 func rgb(img image.Image, x, y int) [3]uint8 {
 	r, g, b, _ := img.At(x, y).RGBA()
 	return [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)}
+}
+
+func TestWriteFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out", "results.json")
+	h, err := WriteFiles(path, sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimSuffix(path, ".json") + ".html"; h != want {
+		t.Fatalf("HTML at %s, want %s", h, want)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if back, err := Read(f); err != nil || len(back.Starts) != len(sample().Starts) {
+		t.Fatalf("read back: %v", err)
+	}
+	if page, err := os.ReadFile(h); err != nil || !strings.Contains(string(page), "<svg") {
+		t.Fatalf("HTML report: %v", err)
+	}
 }

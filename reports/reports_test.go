@@ -14,14 +14,14 @@ import (
 // consistent numbers.
 func sample() *Results {
 	r := &Results{Image: "127.0.0.1:5000/py:bench", Ready: "exit", RTT: "20ms", Bandwidth: 12_500_000, Runs: 5}
-	times := map[string][]float64{
+	times := map[Mode][]float64{
 		"full":     {60, 59, 61, 58, 62},
 		"lazy":     {14, 13, 15, 12, 16},
 		"prefetch": {5, 4, 6, 4.5, 5.5},
 		"warm":     {1.5, 1.4, 1.6, 1.3, 1.7},
 	}
 	for run := 0; run < 5; run++ {
-		for _, m := range []string{"full", "lazy", "prefetch", "warm"} {
+		for _, m := range []Mode{ModeFull, ModeLazy, ModePrefetch, ModeWarm} {
 			s := Start{Mode: m, Run: run + 1, Seconds: times[m][run], Requests: int64(10 * (run + 1)), Fetched: 1 << 20, ReadBytes: 2 << 20}
 			if m != "warm" {
 				s.NeededBytes = 50 << 20
@@ -40,7 +40,7 @@ func sample() *Results {
 
 func TestSummarize(t *testing.T) {
 	r := sample()
-	got := map[string]Mode{}
+	got := map[Mode]ModeSummary{}
 	for _, m := range r.Summary {
 		got[m.Mode] = m
 	}

@@ -21,9 +21,9 @@ type Results struct {
 	Runs      int      `json:"runs"`
 	// Runtime is how the workload was started: dejavu (in-process) or
 	// containerd (with the dejavu snapshotter).
-	Runtime string  `json:"runtime,omitempty"`
-	Starts  []Start `json:"starts"`
-	Summary []Mode  `json:"summary"`
+	Runtime Runtime       `json:"runtime,omitempty"`
+	Starts  []Start       `json:"starts"`
+	Summary []ModeSummary `json:"summary"`
 	// PhysicalLimitSeconds is max(warm, needed bytes / bandwidth + RTT),
 	// with the median needed bytes of the cold starts: no cold start can
 	// be faster.
@@ -33,7 +33,7 @@ type Results struct {
 
 // Start is one timed start.
 type Start struct {
-	Mode      string  `json:"mode"`
+	Mode      Mode    `json:"mode"`
 	Run       int     `json:"run"`
 	Seconds   float64 `json:"seconds"`
 	Requests  int64   `json:"registryRequests"`
@@ -56,9 +56,9 @@ type Fetch struct {
 	Ranges int     `json:"ranges"`
 }
 
-// Mode sums up the starts of one mode.
-type Mode struct {
-	Mode           string  `json:"mode"`
+// ModeSummary sums up the starts of one mode.
+type ModeSummary struct {
+	Mode           Mode    `json:"mode"`
 	Starts         int     `json:"starts"`
 	MedianSeconds  float64 `json:"medianSeconds"`
 	P90Seconds     float64 `json:"p90Seconds"`
@@ -79,7 +79,7 @@ type Mode struct {
 // Summarize fills Summary (modes in the order they first appear) and the
 // physical limit from the starts.
 func (r *Results) Summarize(rtt time.Duration) {
-	var modes []string
+	var modes []Mode
 	for _, s := range r.Starts {
 		if !slices.Contains(modes, s.Mode) {
 			modes = append(modes, s.Mode)
@@ -89,22 +89,22 @@ func (r *Results) Summarize(rtt time.Duration) {
 	for _, m := range modes {
 		r.Summary = append(r.Summary, summarize(m, r.Starts))
 	}
-	base := map[string]float64{}
+	base := map[Mode]float64{}
 	for _, m := range r.Summary {
 		base[m.Mode] = m.MedianSeconds
 	}
 	for i := range r.Summary {
 		m := &r.Summary[i]
-		if l := base["lazy"]; l > 0 && m.MedianSeconds > 0 {
+		if l := base[ModeLazy]; l > 0 && m.MedianSeconds > 0 {
 			m.VsLazy = l / m.MedianSeconds
 		}
-		if f := base["full"]; f > 0 && m.MedianSeconds > 0 {
+		if f := base[ModeFull]; f > 0 && m.MedianSeconds > 0 {
 			m.VsFull = f / m.MedianSeconds
 		}
 	}
 	var needed []int64
 	for _, s := range r.Starts {
-		if s.Mode != "warm" && s.NeededBytes > 0 {
+		if s.Mode.Cold() && s.NeededBytes > 0 {
 			needed = append(needed, s.NeededBytes)
 		}
 	}
@@ -113,10 +113,10 @@ func (r *Results) Summarize(rtt time.Duration) {
 		return
 	}
 	r.NeededBytes = median(needed)
-	r.PhysicalLimitSeconds = max(float64(r.NeededBytes)/float64(r.Bandwidth)+rtt.Seconds(), base["warm"])
+	r.PhysicalLimitSeconds = max(float64(r.NeededBytes)/float64(r.Bandwidth)+rtt.Seconds(), base[ModeWarm])
 }
 
-func summarize(mode string, starts []Start) Mode {
+func summarize(mode Mode, starts []Start) ModeSummary {
 	var secs []float64
 	var reqs, bytes, read, wasted []int64
 	var hit, partial, miss []int64
@@ -135,7 +135,7 @@ func summarize(mode string, starts []Start) Mode {
 			wasted = append(wasted, p.Wasted)
 		}
 	}
-	m := Mode{Mode: mode, Starts: len(secs)}
+	m := ModeSummary{Mode: mode, Starts: len(secs)}
 	if len(secs) == 0 {
 		return m
 	}

@@ -42,15 +42,15 @@ func rows(r *Results) [][]string {
 		"requests", "fetched", "program read", "prefetch hit/partial/miss", "wasted"}}
 	for _, m := range r.Summary {
 		limit := ratio(m.MedianSeconds, r.PhysicalLimitSeconds)
-		if m.Mode == "warm" {
+		if !m.Mode.Cold() {
 			limit = "-" // the limit bounds cold starts
 		}
 		outcomes, wasted := "-", "-"
-		if m.Mode == "prefetch" || m.Mode == "fifo" {
+		if m.Mode.Prefetches() {
 			outcomes = fmt.Sprintf("%d/%d/%d", m.Hit, m.Partial, m.Miss)
 			wasted = HumanBytes(m.WastedBytes)
 		}
-		out = append(out, []string{m.Mode, secs(m.MedianSeconds), secs(m.P90Seconds), secs(m.MinSeconds), secs(m.MaxSeconds),
+		out = append(out, []string{string(m.Mode), secs(m.MedianSeconds), secs(m.P90Seconds), secs(m.MinSeconds), secs(m.MaxSeconds),
 			speedup(m.VsLazy), speedup(m.VsFull), limit, strconv.FormatInt(m.MedianRequests, 10),
 			HumanBytes(m.MedianBytes), HumanBytes(m.MedianRead), outcomes, wasted})
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/dejavu-project/dejavu/internal/testutil/busybox"
 	"github.com/dejavu-project/dejavu/internal/testutil/ctdtest"
 	"github.com/dejavu-project/dejavu/lazymount"
+	"github.com/dejavu-project/dejavu/record"
 	"github.com/dejavu-project/dejavu/snapshotter"
 	"github.com/dejavu-project/dejavu/trace"
 )
@@ -94,19 +95,18 @@ func (e *env) pull(t *testing.T, ref string) {
 func tracedImage(t *testing.T) (addr, tree, ref, file string) {
 	t.Helper()
 	addr, tree, ref = busybox.Image(t)
-	return addr, tree, ref, record(t, ref)
+	return addr, tree, ref, recordTrace(t, ref)
 }
 
-// record mounts ref with the backstore recorder on, reads what the image's
+// recordTrace mounts ref with the backstore recorder on, reads what the image's
 // command reads (busybox, every data file), and writes the trace to a file.
-func record(t *testing.T, ref string) string {
+func recordTrace(t *testing.T, ref string) string {
 	t.Helper()
-	rec := trace.NewRecorder()
+	rec := record.NewCapture(time.Now())
 	dir := t.TempDir()
-	rec.Restart(time.Now())
-	m, err := lazymount.Start(t.Context(), ref, dir, lazymount.WithStateDir(t.TempDir()), lazymount.WithTrace(lazymount.TraceNone),
-		lazymount.WithBackstoreOptions(backstore.WithCacheDir(t.TempDir()), backstore.WithObserver(rec)),
-		lazymount.WithOpened(func(bs *backstore.Backstore) { rec.Attach(bs) }))
+	opts := append(rec.MountOptions(), lazymount.WithStateDir(t.TempDir()), lazymount.WithTrace(lazymount.TraceNone),
+		lazymount.WithBackstoreOptions(backstore.WithCacheDir(t.TempDir())))
+	m, err := lazymount.Start(t.Context(), ref, dir, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func record(t *testing.T, ref string) string {
 			t.Fatal(err)
 		}
 	}
-	if _, err := m.Close(); err != nil {
+	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	tr := rec.Trace("default", busybox.ReadData, "test")

@@ -14,10 +14,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/prefetch"
+	"github.com/dejavu-project/dejavu/record"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -51,7 +51,7 @@ type imageMount struct {
 	m     *lazymount.Mount
 	err   error
 	// record, when set, is the trace being recorded and its name.
-	rec        *trace.Recorder
+	rec        *record.Capture
 	recordName string
 }
 
@@ -119,11 +119,8 @@ func (im *imageMounts) start(m *imageMount, layer remoteLayer, ch choice) {
 	if ch.record != "" {
 		// A recording is of a start without prefetch, as `dejavu trace
 		// record` makes it.
-		m.rec, m.recordName = trace.NewRecorder(), ch.record
-		m.rec.Restart(time.Now())
-		opts = append(opts, lazymount.WithTrace(lazymount.TraceNone),
-			lazymount.WithBackstoreOptions(backstore.WithObserver(m.rec)),
-			lazymount.WithOpened(func(bs *backstore.Backstore) { m.rec.Attach(bs) }))
+		m.rec, m.recordName = record.NewCapture(time.Now()), ch.record
+		opts = append(append(opts, lazymount.WithTrace(lazymount.TraceNone)), m.rec.MountOptions()...)
 	}
 	start := time.Now()
 	lm, err := lazymount.Start(im.ctx, layer.image, m.dir, opts...)
@@ -176,7 +173,8 @@ func (im *imageMounts) unmount(m *imageMount) error {
 	if m.m == nil {
 		return nil
 	}
-	rep, err := m.m.Close()
+	err := m.m.Close()
+	rep := m.m.Report()
 	if im.unmounted != nil {
 		im.unmounted(m.image, rep)
 	}

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/dejavu-project/dejavu/lazymount"
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 // Labels under containerd.io/snapshot/ reach the snapshotter both from
@@ -76,14 +79,13 @@ type choice struct {
 
 func choiceOf(labels map[string]string) (choice, error) {
 	c := choice{trace: labels[LabelTrace], workload: labels[LabelWorkload], record: labels[LabelRecord]}
-	switch {
-	case c.trace == "", c.trace == "auto", c.trace == "none":
-	case strings.HasPrefix(c.trace, "sha256:") && len(c.trace) == len("sha256:")+64:
-	default:
-		return c, fmt.Errorf("label %s=%q: want auto, none or sha256:DIGEST of an attached trace", LabelTrace, c.trace)
-	}
 	if c.trace == "" {
-		c.trace = "auto"
+		c.trace = lazymount.TraceAuto
+	}
+	// A file would be the snapshotter's to read: labels come from images
+	// and users, so they name only what is attached to the image.
+	if src, err := trace.ParseSource(c.trace); err != nil || src.Kind == trace.SourceFile {
+		return c, fmt.Errorf("label %s=%q: want auto, none or sha256:DIGEST of an attached trace", LabelTrace, c.trace)
 	}
 	if c.record != "" && !recordName.MatchString(c.record) {
 		return c, fmt.Errorf("label %s=%q: want a name of letters, digits, '.', '_' or '-'", LabelRecord, c.record)

@@ -1,25 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dejavu-project/dejavu/experiment"
 	"github.com/dejavu-project/dejavu/launch"
+	"github.com/dejavu-project/dejavu/launch/timed"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/reports"
 )
 
 func newBenchCmd() *cobra.Command {
 	var rf registryFlags
-	var ready, modes, out, bandwidth, runtime string
-	rp := replayFlags{trace: "auto", workers: lazymount.DefaultPrefetchWorkers, batch: lazymount.DefaultPrefetchBatch}
-	var runs int
+	var ready, modes, out, bandwidth, runtime, traceSrc, workload string
+	var runs, workers int
+	var batch int64
 	var rtt, timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "bench REF [-- CMD ARGS...]",
@@ -59,35 +58,40 @@ together; a warm one finds the image pulled and its bytes cached.`,
 			if err != nil {
 				return err
 			}
-			if rp.trace != lazymount.TraceAuto && !strings.HasPrefix(rp.trace, "sha256:") {
-				if _, err := os.Stat(rp.trace); err != nil {
-					return fmt.Errorf("--trace: %w", err)
-				}
+			rt, err := reports.ParseRuntime(runtime)
+			if err != nil {
+				return err
 			}
-			res, err := reports.Run(cmd.Context(), reports.Experiment{
+			ms, err := experiment.ParseModes(rt, modes)
+			if err != nil {
+				return err
+			}
+			res, err := experiment.Run(cmd.Context(), experiment.Experiment{
 				Ref:        args[0],
-				Program:    reports.Program{Args: args[1:], Ready: probe, Timeout: timeout, Stderr: cmd.ErrOrStderr()},
+				Program:    timed.Program{Args: args[1:], Ready: probe, Timeout: timeout, Stderr: cmd.ErrOrStderr()},
 				ReadySpec:  ready,
-				Modes:      strings.Split(modes, ","),
+				Modes:      ms,
 				Runs:       runs,
 				RTT:        rtt,
 				Bandwidth:  bps,
-				Runtime:    runtime,
-				Trace:      rp.trace,
-				Workload:   rp.workload,
-				Workers:    rp.workers,
-				Batch:      rp.batch,
+				Runtime:    rt,
+				Trace:      traceSrc,
+				Workload:   workload,
+				Workers:    workers,
+				Batch:      batch,
 				RefOptions: ropts,
 				Progress:   cmd.ErrOrStderr(),
+				Log:        slog.Default(),
 			})
 			if err != nil {
 				return err
 			}
 			if out != "" {
-				if err := writeResults(out, res); err != nil {
+				html, err := reports.WriteFiles(out, res)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s and %s\n", out, htmlPath(out))
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s and %s\n", out, html)
 			}
 			return reports.Table(cmd.OutOrStdout(), res, false)
 		},
@@ -101,55 +105,10 @@ together; a warm one finds the image pulled and its bytes cached.`,
 	fl.StringVar(&bandwidth, "bandwidth", "100Mbit", "link bandwidth (e.g. 100Mbit, 12MiB; 0: unlimited)")
 	fl.StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
 	fl.DurationVar(&timeout, "timeout", 10*time.Minute, "give up on a start not ready within this")
-	fl.StringVar(&rp.trace, "trace", "auto", "trace for prefetch and fifo: auto, FILE or sha256:DIGEST")
-	fl.StringVar(&rp.workload, "workload", "", "with --trace auto: which workload's trace")
-	fl.IntVar(&rp.workers, "prefetch-workers", lazymount.DefaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
-	fl.Int64Var(&rp.batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
+	fl.StringVar(&traceSrc, "trace", "auto", "trace for prefetch and fifo: auto, FILE or sha256:DIGEST")
+	fl.StringVar(&workload, "workload", "", "with --trace auto: which workload's trace")
+	fl.IntVar(&workers, "prefetch-workers", lazymount.DefaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
+	fl.Int64Var(&batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
 	fl.StringVarP(&out, "output", "o", "", "results JSON file; the HTML report goes next to it (.html)")
 	return cmd
-}
-
-// parseBandwidth reads 100Mbit, 1Gbit, 12MiB (per second) or plain bytes.
-func parseBandwidth(s string) (int64, error) {
-	l := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(s, "/s"), "ps"))
-	for _, u := range []struct {
-		suffix string
-		mult   float64
-	}{{"gbit", 1e9 / 8}, {"mbit", 1e6 / 8}, {"kbit", 1e3 / 8}} {
-		if strings.HasSuffix(l, u.suffix) {
-			var v float64
-			if _, err := fmt.Sscan(strings.TrimSuffix(l, u.suffix), &v); err != nil || v < 0 {
-				return 0, fmt.Errorf("--bandwidth %q: bad number", s)
-			}
-			return int64(v * u.mult), nil
-		}
-	}
-	n, err := parseSize(s)
-	if err != nil {
-		return 0, fmt.Errorf("--bandwidth %q: want e.g. 100Mbit or 12MiB", s)
-	}
-	return n, nil
-}
-
-// writeResults writes the results JSON and the HTML report beside it.
-func writeResults(out string, res *reports.Results) error {
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	var j, h bytes.Buffer
-	if err := reports.WriteJSON(&j, res); err != nil {
-		return err
-	}
-	if err := reports.HTML(&h, res); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, j.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(htmlPath(out), h.Bytes(), 0o644)
-}
-
-// htmlPath is where the HTML report of a results file goes.
-func htmlPath(out string) string {
-	return strings.TrimSuffix(out, filepath.Ext(out)) + ".html"
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/dejavu-project/dejavu/internal/testutil/busybox"
-	"github.com/dejavu-project/dejavu/reports"
+	"github.com/dejavu-project/dejavu/launch/timed"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -31,7 +31,7 @@ func BenchmarkRecordingOverhead(b *testing.B) {
 			var stderr string
 			switch m {
 			case "off":
-				reports.DropPageCache()
+				timed.DropPageCache()
 				_, stderr = dejavu(b, "run", ref, "--cache", b.TempDir(), "--state-dir", b.TempDir())
 			default:
 				// record empties the cache and drops the page cache itself.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
@@ -40,4 +41,26 @@ func (f *registryFlags) options() ([]imageref.Option, error) {
 		opts = append(opts, imageref.WithPlatform(*p))
 	}
 	return opts, nil
+}
+
+// parseBandwidth reads 100Mbit, 1Gbit, 12MiB (per second) or plain bytes.
+func parseBandwidth(s string) (int64, error) {
+	l := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(s, "/s"), "ps"))
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"gbit", 1e9 / 8}, {"mbit", 1e6 / 8}, {"kbit", 1e3 / 8}} {
+		if strings.HasSuffix(l, u.suffix) {
+			var v float64
+			if _, err := fmt.Sscan(strings.TrimSuffix(l, u.suffix), &v); err != nil || v < 0 {
+				return 0, fmt.Errorf("--bandwidth %q: bad number", s)
+			}
+			return int64(v * u.mult), nil
+		}
+	}
+	n, err := parseSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("--bandwidth %q: want e.g. 100Mbit or 12MiB", s)
+	}
+	return n, nil
 }

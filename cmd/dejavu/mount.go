@@ -9,81 +9,19 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/prefetch"
 )
 
-// backstoreFlags are the flags of commands that open an image lazily.
-type backstoreFlags struct {
-	cacheDir   string
-	cacheLimit string
-	stateDir   string
-	idle       time.Duration
-	attempts   int
-	metrics    string // address to serve Prometheus metrics on
-}
-
-func (f *backstoreFlags) register(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.cacheDir, "cache", backstore.DefaultCacheDir(), "persistent cache of blob bytes")
-	fl.StringVar(&f.cacheLimit, "cache-limit", "0", "bound on the cache size (e.g. 20GiB; 0: no bound)")
-	fl.StringVar(&f.stateDir, "state-dir", device.DefaultStateDir, "where mount state is kept, for umount and crash cleanup")
-	fl.DurationVar(&f.idle, "fetch-idle-timeout", 10*time.Second, "abandon and retry a blob fetch that receives nothing for this long")
-	fl.IntVar(&f.attempts, "fetch-attempts", 6, "tries for each blob fetch")
-	fl.StringVar(&f.metrics, "metrics-addr", "", "serve Prometheus metrics (fetches by cause, bytes, latencies, cache hits, prefetch outcomes) at http://ADDR/metrics")
-}
-
-// mountHooks let callers see the image once it is open and the loop device
-// once it is attached, before the file system is mounted.
-type mountHooks struct {
-	opened   func(*backstore.Backstore)
-	attached func(devt uint32) error
-	replay   *replayFlags // nil: no prefetch
-}
-
-// mountOptions turns the flags and hooks into lazymount options; stop ends
-// the metrics server when --metrics-addr started one.
-func (f *backstoreFlags) mountOptions(rf registryFlags, hooks mountHooks, extra ...backstore.Option) (opts []lazymount.Option, stop func(), err error) {
-	limit, err := parseSize(f.cacheLimit)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--cache-limit: %w", err)
-	}
-	ropts, err := rf.options()
-	if err != nil {
-		return nil, nil, err
-	}
-	opts = []lazymount.Option{
-		lazymount.WithStateDir(f.stateDir),
-		lazymount.WithRefOptions(ropts...),
-		lazymount.WithBackstoreOptions(backstore.WithCacheDir(f.cacheDir), backstore.WithCacheLimit(limit), backstore.WithRetry(f.attempts, f.idle)),
-		lazymount.WithBackstoreOptions(extra...),
-		lazymount.WithTrace(lazymount.TraceNone),
-	}
-	if hooks.replay != nil {
-		ro, err := hooks.replay.options()
-		if err != nil {
-			return nil, nil, err
-		}
-		opts = append(opts, ro...)
-	}
-	if hooks.opened != nil {
-		opts = append(opts, lazymount.WithOpened(hooks.opened))
-	}
-	if hooks.attached != nil {
-		opts = append(opts, lazymount.WithDeviceOptions(device.WithAttached(hooks.attached)))
-	}
-	mctx, stopMetrics := context.WithCancel(context.Background())
-	if f.metrics != "" {
-		o, err := withMetrics(mctx, f.metrics)
-		if err != nil {
-			stopMetrics()
-			return nil, nil, err
-		}
-		opts = append(opts, o)
-	}
-	return opts, stopMetrics, nil
+// mountFlags registers the flags of a command that mounts an image and
+// prefetches its trace (mount, run).
+func mountFlags(cmd *cobra.Command) *lazyFlags {
+	f := &lazyFlags{}
+	f.registerLocal(cmd)
+	f.registerPrefetch(cmd)
+	f.registerTrace(cmd)
+	return f
 }
 
 // logPrefetch reports a prefetch's outcome.
@@ -92,9 +30,7 @@ func logPrefetch(r prefetch.Report) {
 }
 
 func newMountCmd() *cobra.Command {
-	var rf registryFlags
-	var bf backstoreFlags
-	var pf replayFlags
+	var f *lazyFlags
 	cmd := &cobra.Command{
 		Use:   "mount REF DIR",
 		Short: "Mount an overlaybd image read-only, fetching its bytes lazily",
@@ -110,7 +46,7 @@ the next mount or umount. Needs root.`,
   dejavu mount localhost:5000/app@sha256:... /mnt/app --cache /var/cache/dejavu --cache-limit 20GiB`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, stop, err := bf.mountOptions(rf, mountHooks{replay: &pf})
+			opts, stop, err := f.mountOptions(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -123,16 +59,14 @@ the next mount or umount. Needs root.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s (%s) at %s in %s\n", args[0], m.Backstore().Digest(), args[1], time.Since(start).Round(time.Millisecond))
 			<-cmd.Context().Done()
 			slog.Info("unmounting", "dir", args[1])
-			r, err := m.Close()
+			err = m.Close()
 			if m.Prefetching() {
-				logPrefetch(r)
+				logPrefetch(m.Report())
 			}
 			return err
 		},
 	}
-	rf.register(cmd.Flags())
-	bf.register(cmd)
-	pf.register(cmd)
+	f = mountFlags(cmd)
 	return cmd
 }
 

@@ -1,25 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"time"
-
-	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/reports"
 
 	"github.com/spf13/cobra"
 
-	"github.com/dejavu-project/dejavu/launch"
+	"github.com/dejavu-project/dejavu/launch/timed"
 )
 
 func newRunCmd() *cobra.Command {
-	var rf registryFlags
-	var bf backstoreFlags
-	var pf replayFlags
-	var ready string
-	var timeout time.Duration
+	var f *lazyFlags
 	cmd := &cobra.Command{
 		Use:   "run REF [-- CMD ARGS...]",
 		Short: "Mount an image lazily, start its program, and time it until ready",
@@ -38,11 +29,15 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
   dejavu run localhost:5000/py:latest -- python3 -c "import numpy"`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			probe, err := launch.ParseProbe(ready)
+			probe, opts, stop, err := f.startOptions(cmd.Context())
 			if err != nil {
 				return err
 			}
-			st, err := timedStart(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1:], rf, bf, probe, timeout, mountHooks{replay: &pf})
+			defer stop()
+			st, err := timed.Start(cmd.Context(), args[0], timed.Program{Args: args[1:], Ready: probe, Timeout: f.timeout, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}, opts...)
+			if st.Prefetch.Units > 0 {
+				logPrefetch(st.Prefetch)
+			}
 			if err != nil {
 				return err
 			}
@@ -52,27 +47,7 @@ cmd:COMMAND (a host command that exits 0). Needs root.`,
 			return nil
 		},
 	}
-	rf.register(cmd.Flags())
-	bf.register(cmd)
-	pf.register(cmd)
-	cmd.Flags().StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up when not ready within this")
+	f = mountFlags(cmd)
+	f.registerStart(cmd)
 	return cmd
-}
-
-// timedStart mounts ref, starts its program, waits until ready, stops it
-// and unmounts. extra adds backstore options (observers); hooks see the
-// image and the loop device as the mount is made.
-func timedStart(ctx context.Context, stdout, stderr io.Writer, ref string, args []string, rf registryFlags, bf backstoreFlags, probe launch.Probe, timeout time.Duration,
-	hooks mountHooks, extra ...backstore.Option) (reports.Timing, error) {
-	opts, stop, err := bf.mountOptions(rf, hooks, extra...)
-	if err != nil {
-		return reports.Timing{}, err
-	}
-	defer stop()
-	t, err := reports.TimedStart(ctx, ref, reports.Program{Args: args, Ready: probe, Timeout: timeout, Stdout: stdout, Stderr: stderr}, opts...)
-	if t.Prefetch.Units > 0 {
-		logPrefetch(t.Prefetch)
-	}
-	return t, err
 }

@@ -9,22 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/snapshotter"
 )
 
 func newSnapshotterCmd() *cobra.Command {
-	var (
-		rf                registryFlags
-		address, root     string
-		cache, cacheLimit string
-		metricsAddr       string
-		idle              time.Duration
-		attempts, workers int
-		batch             int64
-		traceWait         time.Duration
-	)
+	var f lazyFlags
+	var address, root string
 	cmd := &cobra.Command{
 		Use:   "snapshotter",
 		Short: "Serve a containerd snapshotter that starts overlaybd images lazily, with prefetch",
@@ -56,30 +46,15 @@ Needs root. containerd's config.toml:
   dejavu snapshotter --metrics-addr 127.0.0.1:9100 --cache-limit 50GiB`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			limit, err := parseSize(cacheLimit)
-			if err != nil {
-				return fmt.Errorf("--cache-limit: %w", err)
+			if f.cacheDir == "" {
+				f.cacheDir = filepath.Join(root, "cache")
 			}
-			ropts, err := rf.options()
+			ctx := cmd.Context()
+			opts, stop, err := f.mountOptions(ctx)
 			if err != nil {
 				return err
 			}
-			if cache == "" {
-				cache = filepath.Join(root, "cache")
-			}
-			opts := []lazymount.Option{
-				lazymount.WithRefOptions(ropts...),
-				lazymount.WithBackstoreOptions(backstore.WithCacheDir(cache), backstore.WithCacheLimit(limit), backstore.WithRetry(attempts, idle)),
-				lazymount.WithPrefetchWorkers(workers), lazymount.WithPrefetchBatch(batch), lazymount.WithTraceWait(traceWait),
-			}
-			ctx := cmd.Context()
-			if metricsAddr != "" {
-				o, err := withMetrics(ctx, metricsAddr)
-				if err != nil {
-					return err
-				}
-				opts = append(opts, o)
-			}
+			defer stop()
 			sn, err := snapshotter.New(ctx, root, snapshotter.WithMountOptions(opts...))
 			if err != nil {
 				return err
@@ -93,18 +68,12 @@ Needs root. containerd's config.toml:
 			return err
 		},
 	}
-	rf.register(cmd.Flags())
 	fl := cmd.Flags()
 	fl.StringVar(&address, "address", "/run/dejavu/snapshotter.sock", "unix socket to serve containerd's snapshots API on")
 	fl.StringVar(&root, "root", "/var/lib/dejavu/snapshotter", "where snapshots, image mounts and recorded traces live")
-	fl.StringVar(&cache, "cache", "", "persistent cache of blob bytes (default ROOT/cache)")
-	fl.StringVar(&cacheLimit, "cache-limit", "0", "bound on the cache size (e.g. 20GiB; 0: no bound)")
-	fl.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics (fetches, cache hits, prefetch outcomes of every image mount) at http://ADDR/metrics")
-	fl.DurationVar(&idle, "fetch-idle-timeout", 10*time.Second, "abandon and retry a blob fetch that receives nothing for this long")
-	fl.IntVar(&attempts, "fetch-attempts", 6, "tries for each blob fetch")
-	fl.IntVar(&workers, "prefetch-workers", lazymount.DefaultPrefetchWorkers, "requests the prefetcher keeps in flight")
-	fl.Int64Var(&batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "bytes of trace ranges one prefetch request asks for")
-	fl.DurationVar(&traceWait, "trace-wait", lazymount.DefaultTraceWait, "start without prefetch when finding the trace takes longer than this")
+	f.registerFetch(cmd, "", "persistent cache of blob bytes (default ROOT/cache)",
+		"serve Prometheus metrics (fetches, cache hits, prefetch outcomes of every image mount) at http://ADDR/metrics")
+	f.registerPrefetch(cmd)
 	return cmd
 }
 

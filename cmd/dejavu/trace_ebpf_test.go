@@ -15,6 +15,7 @@ import (
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
+	"github.com/dejavu-project/dejavu/launch/timed"
 	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/trace"
 )
@@ -94,7 +95,7 @@ func TestRecordForeignDevice(t *testing.T) {
 	// the program got loaded does not matter then.
 	var stderr string
 	for stderr == "" {
-		reports.DropPageCache()
+		timed.DropPageCache()
 		if out, err := exec.Command("sh", "-c", "cat "+mnt+"/data/*/* > /dev/null").CombinedOutput(); err != nil {
 			t.Fatalf("read: %v\n%s", err, out)
 		}
@@ -170,7 +171,7 @@ func TestBenchModes(t *testing.T) {
 	if len(res.Starts) != 10 || len(res.Summary) != 5 {
 		t.Fatalf("results: %d starts, %d summaries\n%s", len(res.Starts), len(res.Summary), table)
 	}
-	med := map[string]reports.Mode{}
+	med := map[reports.Mode]reports.ModeSummary{}
 	for _, s := range res.Summary {
 		med[s.Mode] = s
 		if s.MedianSeconds <= 0 {

@@ -1,9 +1,9 @@
-package reports
+package timed
 
 import (
 	"context"
+	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"syscall"
 	"time"
@@ -28,10 +28,10 @@ type Timing struct {
 	Prefetch prefetch.Report
 }
 
-// TimedStart mounts ref lazily (lazymount, with opts), starts its program
-// in namespaces as a container runtime would (launch), waits until it is
+// Start mounts ref lazily (lazymount, with opts), starts its program in
+// namespaces as a container runtime would (launch), waits until it is
 // ready, then stops it and unmounts. Needs root.
-func TimedStart(ctx context.Context, ref string, p Program, opts ...lazymount.Option) (t Timing, err error) {
+func Start(ctx context.Context, ref string, p Program, opts ...lazymount.Option) (t Timing, err error) {
 	mnt, err := os.MkdirTemp("", "dejavu-run-")
 	if err != nil {
 		return Timing{}, err
@@ -43,8 +43,8 @@ func TimedStart(ctx context.Context, ref string, p Program, opts ...lazymount.Op
 		return Timing{}, err
 	}
 	defer func() {
-		rep, cerr := m.Close()
-		t.Prefetch = rep
+		cerr := m.Close()
+		t.Prefetch = m.Report()
 		if err == nil && cerr != nil {
 			err = cerr
 		}
@@ -77,10 +77,13 @@ func TimedStart(ctx context.Context, ref string, p Program, opts ...lazymount.Op
 	return t, nil
 }
 
-// DropPageCache makes the next start cold as far as the kernel goes.
-func DropPageCache() {
+// DropPageCache makes the next start cold as far as the kernel goes. A
+// failure is the caller's to report: a start that is not cold is still a
+// start.
+func DropPageCache() error {
 	syscall.Sync()
 	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
-		slog.Warn("cannot drop the page cache; this start may not be cold", "err", err)
+		return fmt.Errorf("timed: cannot drop the page cache; this start may not be cold: %w", err)
 	}
+	return nil
 }

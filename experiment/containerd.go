@@ -1,4 +1,4 @@
-package reports
+package experiment
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/dejavu-project/dejavu/internal/bench/netshape"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/prefetch"
+	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/snapshotter"
 )
 
@@ -46,7 +47,7 @@ func newContainerdStarter(ctx context.Context, e *Experiment) (*containerdStarte
 		lazymount.WithBackstoreOptions(backstore.WithCacheDir(s.cache), backstore.WithObserver(s)),
 		lazymount.WithOpened(func(bs *backstore.Backstore) {
 			if o := s.obs.Load(); o != nil {
-				o.attach(bs)
+				o.capture.Attach(bs)
 			}
 		}))
 	s.sn, err = snapshotter.New(ctx, filepath.Join(dir, "sn"), snapshotter.WithMountOptions(opts...),
@@ -66,7 +67,7 @@ func newContainerdStarter(ctx context.Context, e *Experiment) (*containerdStarte
 		}
 		if i == 100 {
 			s.Close()
-			return nil, fmt.Errorf("reports: the snapshotter did not start serving on %s", sock)
+			return nil, fmt.Errorf("experiment: the snapshotter did not start serving on %s", sock)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -83,6 +84,7 @@ func newContainerdStarter(ctx context.Context, e *Experiment) (*containerdStarte
 func (s *containerdStarter) DeviceRead(ev backstore.DeviceRead) {
 	if o := s.obs.Load(); o != nil {
 		o.DeviceRead(ev)
+		o.capture.DeviceRead(ev)
 	}
 }
 
@@ -112,7 +114,7 @@ func (s *containerdStarter) Close() error {
 func (s *containerdStarter) unmounted() error {
 	for i := 0; s.sn.Mounted() > 0; i++ {
 		if i == 600 {
-			return fmt.Errorf("reports: the image stayed mounted 60s after its container was removed")
+			return fmt.Errorf("experiment: the image stayed mounted 60s after its container was removed")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -148,48 +150,43 @@ func (s *containerdStarter) run(ctx context.Context, ref, trace string) error {
 // start makes one start: pull (metadata only) and run, timed together. A
 // warm start finds the image pulled and its bytes in the cache. Every start
 // ends with the image removed and unmounted, outside the timing.
-func (s *containerdStarter) start(ctx context.Context, mode, ref string, proxy *netshape.Proxy) (Start, error) {
+func (s *containerdStarter) start(ctx context.Context, mode reports.Mode, ref string, proxy *netshape.Proxy) (reports.Start, error) {
 	tr := lazymount.TraceNone
-	if mode == "prefetch" {
+	if mode == reports.ModePrefetch {
 		tr = s.e.Trace
-		if tr == "" || (tr != lazymount.TraceAuto && !strings.HasPrefix(tr, "sha256:")) {
-			return Start{}, fmt.Errorf("reports: with containerd the trace is chosen by a snapshot label: auto or sha256:DIGEST, not %q", tr)
-		}
 	}
 	os.RemoveAll(s.cache)
-	if mode == "warm" {
+	if mode == reports.ModeWarm {
 		// Fill the cache and keep the image.
 		if err := s.pull(ctx, ref); err != nil {
-			return Start{}, err
+			return reports.Start{}, err
 		}
 		if err := s.run(ctx, ref, lazymount.TraceNone); err != nil {
-			return Start{}, err
+			return reports.Start{}, err
 		}
 		if err := s.unmounted(); err != nil {
-			return Start{}, err
+			return reports.Start{}, err
 		}
 	}
-	DropPageCache()
-	proxy.Reset()
-	obs := newStartObserver()
+	s.e.beforeStart(proxy)
+	start := time.Now()
+	obs := newStartObserver(start)
 	s.obs.Store(obs)
 	s.report.Store(nil)
-	start := time.Now()
-	obs.rec.Restart(start)
-	if mode != "warm" {
+	if mode.Cold() {
 		if err := s.pull(ctx, ref); err != nil {
-			return Start{}, err
+			return reports.Start{}, err
 		}
 	}
 	if err := s.run(ctx, ref, tr); err != nil {
-		return Start{}, err
+		return reports.Start{}, err
 	}
 	st := obs.result(mode, start, time.Since(start), proxy)
 	if err := s.forget(ctx, ref); err != nil {
-		return Start{}, err
+		return reports.Start{}, err
 	}
 	s.obs.Store(nil)
-	if r := s.report.Load(); mode == "prefetch" && r != nil {
+	if r := s.report.Load(); mode == reports.ModePrefetch && r != nil {
 		st.Prefetch = r
 	}
 	return st, nil

@@ -1,0 +1,67 @@
+package experiment
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/internal/bench/netshape"
+	"github.com/dejavu-project/dejavu/lazymount"
+	"github.com/dejavu-project/dejavu/record"
+	"github.com/dejavu-project/dejavu/reports"
+)
+
+// startObserver watches one start: its registry requests, the bytes the
+// program read, and the blob ranges those reads map to (what any start
+// must fetch).
+type startObserver struct {
+	tl      timeline
+	reads   atomic.Int64
+	capture *record.Capture
+}
+
+// newStartObserver watches a start that began at start.
+func newStartObserver(start time.Time) *startObserver {
+	return &startObserver{capture: record.NewCapture(start)}
+}
+
+// mountOptions feed a mount's events to the observer.
+func (o *startObserver) mountOptions() []lazymount.Option {
+	return append(o.capture.MountOptions(), lazymount.WithBackstoreOptions(backstore.WithObserver(o)))
+}
+
+func (o *startObserver) DeviceRead(ev backstore.DeviceRead) { o.reads.Add(ev.Length) }
+
+func (o *startObserver) BlobFetch(ev backstore.BlobFetch) { o.tl.BlobFetch(ev) }
+
+// result is the start as measured: took from its beginning to ready.
+func (o *startObserver) result(mode reports.Mode, start time.Time, took time.Duration, proxy *netshape.Proxy) reports.Start {
+	s := proxy.Stats()
+	return reports.Start{Mode: mode, Timeline: o.tl.since(start), Seconds: took.Seconds(), Requests: s.Requests, Fetched: s.Bytes,
+		ReadBytes: o.reads.Load(), NeededBytes: o.capture.Trace("", nil, "").Bytes()}
+}
+
+// timeline keeps a start's blob fetches.
+type timeline struct {
+	mu      sync.Mutex
+	fetches []backstore.BlobFetch
+}
+
+func (t *timeline) BlobFetch(ev backstore.BlobFetch) {
+	t.mu.Lock()
+	t.fetches = append(t.fetches, ev)
+	t.mu.Unlock()
+}
+
+// since returns the fetches relative to the start's beginning.
+func (t *timeline) since(start time.Time) []reports.Fetch {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]reports.Fetch, 0, len(t.fetches))
+	for _, f := range t.fetches {
+		out = append(out, reports.Fetch{At: f.Start.Sub(start).Seconds(), Took: f.Latency.Seconds(), Cause: f.Cause.String(),
+			Bytes: f.Length, Ranges: max(f.Ranges, 1)})
+	}
+	return out
+}
