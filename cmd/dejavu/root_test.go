@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // run runs the CLI in-process and returns its stdout and error.
@@ -89,7 +91,9 @@ func TestUnknownTopLevelCommand(t *testing.T) {
 // typo must fail a script.
 func TestUnknownCommandExitCode(t *testing.T) {
 	for _, args := range [][]string{{"trace", "atach"}, {"image", "index"}, {"frobnicate"}} {
-		cmd := exec.Command(os.Args[0], args...)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, os.Args[0], args...)
 		cmd.Env = append(os.Environ(), "DEJAVU_TEST_MAIN=1")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
