@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/cilium/ebpf/link"
@@ -27,8 +26,7 @@ type Recorder struct {
 	rd    *ringbuf.Reader
 	clock time.Duration // wall time minus monotonic time
 
-	mu     sync.Mutex
-	events []Event
+	events []Event // the reader's until done is sent on
 	done   chan error
 }
 
@@ -109,51 +107,46 @@ func (r *Recorder) SetDevice(dev uint32) error {
 	return nil
 }
 
-// pollInterval is how often the reader drains the ring buffer; the program
-// does not wake it per event.
-const pollInterval = 20 * time.Millisecond
-
+// read collects events until Stop flushes the ring buffer. It blocks
+// without a deadline: the program wakes it only when the ring fills up, so
+// during a start it sleeps and the start shares no CPU with it.
 func (r *Recorder) read() {
-	var ev blockreadEvent
+	var (
+		rec ringbuf.Record
+		ev  blockreadEvent
+	)
 	for {
-		r.rd.SetDeadline(time.Now().Add(pollInterval))
-		rec, err := r.rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			continue
-		}
+		err := r.rd.ReadInto(&rec)
 		if err != nil {
-			if errors.Is(err, ringbuf.ErrClosed) {
+			if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
 				err = nil
 			}
 			r.done <- err
 			return
 		}
-		if len(rec.RawSample) < 24 {
+		if ev.unmarshal(rec.RawSample) != nil {
 			continue
 		}
-		if err := ev.unmarshal(rec.RawSample); err != nil {
-			continue
-		}
-		r.mu.Lock()
 		r.events = append(r.events, Event{
 			Offset: int64(ev.Sector) * 512,
 			Length: int64(ev.Bytes),
 			Time:   time.Unix(0, int64(ev.TimeNs)+int64(r.clock)),
 			Write:  ev.Write != 0,
 		})
-		r.mu.Unlock()
 	}
 }
 
 // Stop detaches the program and returns the events it saw, in order.
 func (r *Recorder) Stop() ([]Event, error) {
+	// Closing the tracepoint's link waits until no program runs, so
+	// every event is in the ring by then; Flush makes the reader take
+	// what is left and return.
 	r.tp.Close()
-	// Let events already in the ring buffer be read before closing it.
-	time.Sleep(2 * pollInterval)
-	r.rd.Close()
+	if err := r.rd.Flush(); err != nil {
+		r.rd.Close()
+	}
 	err := <-r.done
+	r.rd.Close()
 	r.objs.Close()
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	return r.events, err
 }
