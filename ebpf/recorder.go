@@ -24,9 +24,11 @@ type Recorder struct {
 	objs  blockreadObjects
 	tp    link.Link
 	rd    *ringbuf.Reader
+	ring  *os.File      // the ring buffer map again, for the runtime's poller
 	clock time.Duration // wall time minus monotonic time
 
-	events []Event // the reader's until done is sent on
+	rec    ringbuf.Record
+	events []Event // the waiter's until it sends on done, then Stop's
 	done   chan error
 }
 
@@ -85,12 +87,12 @@ func Start(dev uint32) (*Recorder, error) {
 		r.objs.Close()
 		return nil, fmt.Errorf("ebpf: attach to block/block_rq_issue: %w", err)
 	}
-	if r.rd, err = ringbuf.NewReader(r.objs.Events); err != nil {
+	if err := r.openRing(); err != nil {
 		r.tp.Close()
 		r.objs.Close()
-		return nil, fmt.Errorf("ebpf: ring buffer: %w", err)
+		return nil, err
 	}
-	go r.read()
+	go r.wait()
 	if err := r.SetDevice(dev); err != nil {
 		r.Stop()
 		return nil, err
@@ -105,48 +107,4 @@ func (r *Recorder) SetDevice(dev uint32) error {
 		return fmt.Errorf("ebpf: set device filter: %w", err)
 	}
 	return nil
-}
-
-// read collects events until Stop flushes the ring buffer. It blocks
-// without a deadline: the program wakes it only when the ring fills up, so
-// during a start it sleeps and the start shares no CPU with it.
-func (r *Recorder) read() {
-	var (
-		rec ringbuf.Record
-		ev  blockreadEvent
-	)
-	for {
-		err := r.rd.ReadInto(&rec)
-		if err != nil {
-			if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
-				err = nil
-			}
-			r.done <- err
-			return
-		}
-		if ev.unmarshal(rec.RawSample) != nil {
-			continue
-		}
-		r.events = append(r.events, Event{
-			Offset: int64(ev.Sector) * 512,
-			Length: int64(ev.Bytes),
-			Time:   time.Unix(0, int64(ev.TimeNs)+int64(r.clock)),
-			Write:  ev.Write != 0,
-		})
-	}
-}
-
-// Stop detaches the program and returns the events it saw, in order.
-func (r *Recorder) Stop() ([]Event, error) {
-	// Closing the tracepoint's link waits until no program runs, so
-	// every event is in the ring by then; Flush makes the reader take
-	// what is left and return.
-	r.tp.Close()
-	if err := r.rd.Flush(); err != nil {
-		r.rd.Close()
-	}
-	err := <-r.done
-	r.rd.Close()
-	r.objs.Close()
-	return r.events, err
 }
