@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/cilium/ebpf/link"
@@ -25,10 +24,11 @@ type Recorder struct {
 	objs  blockreadObjects
 	tp    link.Link
 	rd    *ringbuf.Reader
+	ring  *os.File      // the ring buffer map again, for the runtime's poller
 	clock time.Duration // wall time minus monotonic time
 
-	mu     sync.Mutex
-	events []Event
+	rec    ringbuf.Record
+	events []Event // the waiter's until it sends on done, then Stop's
 	done   chan error
 }
 
@@ -87,12 +87,12 @@ func Start(dev uint32) (*Recorder, error) {
 		r.objs.Close()
 		return nil, fmt.Errorf("ebpf: attach to block/block_rq_issue: %w", err)
 	}
-	if r.rd, err = ringbuf.NewReader(r.objs.Events); err != nil {
+	if err := r.openRing(); err != nil {
 		r.tp.Close()
 		r.objs.Close()
-		return nil, fmt.Errorf("ebpf: ring buffer: %w", err)
+		return nil, err
 	}
-	go r.read()
+	go r.wait()
 	if err := r.SetDevice(dev); err != nil {
 		r.Stop()
 		return nil, err
@@ -107,53 +107,4 @@ func (r *Recorder) SetDevice(dev uint32) error {
 		return fmt.Errorf("ebpf: set device filter: %w", err)
 	}
 	return nil
-}
-
-// pollInterval is how often the reader drains the ring buffer; the program
-// does not wake it per event.
-const pollInterval = 20 * time.Millisecond
-
-func (r *Recorder) read() {
-	var ev blockreadEvent
-	for {
-		r.rd.SetDeadline(time.Now().Add(pollInterval))
-		rec, err := r.rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			continue
-		}
-		if err != nil {
-			if errors.Is(err, ringbuf.ErrClosed) {
-				err = nil
-			}
-			r.done <- err
-			return
-		}
-		if len(rec.RawSample) < 24 {
-			continue
-		}
-		if err := ev.unmarshal(rec.RawSample); err != nil {
-			continue
-		}
-		r.mu.Lock()
-		r.events = append(r.events, Event{
-			Offset: int64(ev.Sector) * 512,
-			Length: int64(ev.Bytes),
-			Time:   time.Unix(0, int64(ev.TimeNs)+int64(r.clock)),
-			Write:  ev.Write != 0,
-		})
-		r.mu.Unlock()
-	}
-}
-
-// Stop detaches the program and returns the events it saw, in order.
-func (r *Recorder) Stop() ([]Event, error) {
-	r.tp.Close()
-	// Let events already in the ring buffer be read before closing it.
-	time.Sleep(2 * pollInterval)
-	r.rd.Close()
-	err := <-r.done
-	r.objs.Close()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.events, err
 }

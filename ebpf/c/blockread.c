@@ -29,10 +29,17 @@ struct event {
 // Keeps struct event in the BTF for bpf2go's -type.
 const struct event *unused_event __attribute__((unused));
 
+#define RINGBUF_BYTES (1 << 22)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, RINGBUF_BYTES);
 } events SEC(".maps");
+
+// The reader is woken only once this much is waiting: a start's few hundred
+// requests never wake it, so recording adds no work to the start it records,
+// and a long recording is drained well before the ring fills.
+#define WAKEUP_BYTES (RINGBUF_BYTES / 4)
 
 // The device to watch, in the kernel's encoding, set by the loader; a map
 // rather than a constant so that the program can be loaded before the
@@ -66,8 +73,7 @@ int block_rq_issue(struct trace_event_raw_block_rq *ctx)
 	e->time_ns = bpf_ktime_get_ns();
 	e->bytes = bytes;
 	e->write = rwbs[0] == 'W' || rwbs[1] == 'W';
-	// No wakeup per event: the reader polls, so a busy device does not
-	// wake it for every request during the start it is timing.
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
 	return 0;
 }
