@@ -49,7 +49,7 @@ type config struct {
 
 func newConfig(opts []Option) config {
 	c := config{stateDir: device.DefaultStateDir, trace: TraceAuto, policy: replay.PolicyDejavu,
-		workers: DefaultPrefetchWorkers, batch: DefaultPrefetchBatch, wait: DefaultTraceWait, log: slog.Default()}
+		workers: DefaultPrefetchWorkers, batch: DefaultPrefetchBatch, wait: DefaultTraceWait, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -122,5 +122,6 @@ func WithOpened(f func(*backstore.Backstore)) Option { return func(c *config) { 
 // outcomes to m.
 func WithMetrics(m *Metrics) Option { return func(c *config) { c.metrics = m } }
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger, which the backstore, the prefetch and the
+// device log through too (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }

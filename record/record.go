@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/dejavu-project/dejavu/backstore"
@@ -57,7 +56,8 @@ func (c *config) recordOne(ctx context.Context, ref string) (*trace.Trace, timed
 	if err := timed.DropPageCache(); err != nil {
 		c.log.Warn("recording a start that may not be cold", "err", err)
 	}
-	opts := append(slices.Clone(c.mountOpts), lazymount.WithTrace(lazymount.TraceNone),
+	opts := append([]lazymount.Option{lazymount.WithLogger(c.log)}, c.mountOpts...)
+	opts = append(opts, lazymount.WithTrace(lazymount.TraceNone),
 		lazymount.WithBackstoreOptions(backstore.WithCacheDir(cache)))
 	var bpf *ebpf.Recorder
 	if c.recorder == trace.RecorderEBPF {

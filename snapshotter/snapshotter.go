@@ -41,7 +41,8 @@ func WithUnmounted(f func(image string, r prefetch.Report)) Option {
 	return func(c *config) { c.unmounted = f }
 }
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger, which the image mounts log through too
+// (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // Snapshotter implements containerd's snapshots.Snapshotter. Its state
@@ -61,7 +62,7 @@ var _ snapshots.Snapshotter = (*Snapshotter)(nil)
 // earlier process that died left behind, and mounts again the images that
 // existing containers' snapshots stand on.
 func New(ctx context.Context, root string, opts ...Option) (*Snapshotter, error) {
-	c := config{log: slog.Default()}
+	c := config{log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(&c)
 	}

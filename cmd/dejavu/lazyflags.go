@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -102,7 +103,7 @@ func (f *lazyFlags) mountOptions(ctx context.Context) (opts []lazymount.Option, 
 	if err != nil {
 		return nil, nil, err
 	}
-	opts = []lazymount.Option{lazymount.WithRefOptions(ropts...),
+	opts = []lazymount.Option{lazymount.WithLogger(slog.Default()), lazymount.WithRefOptions(ropts...),
 		lazymount.WithBackstoreOptions(backstore.WithCacheDir(f.cacheDir), backstore.WithCacheLimit(limit), backstore.WithRetry(f.attempts, f.idle))}
 	if f.stateDir != "" {
 		opts = append(opts, lazymount.WithStateDir(f.stateDir))

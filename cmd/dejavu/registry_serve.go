@@ -23,7 +23,7 @@ bind it to a loopback address. It stops on SIGINT or SIGTERM.`,
   dejavu registry serve --addr 127.0.0.1:0   # any free port; the address is printed`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := registry.Start(addr, dir)
+			s, err := registry.Start(addr, dir, registry.WithLogger(slog.Default()))
 			if err != nil {
 				return err
 			}

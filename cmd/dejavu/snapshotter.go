@@ -55,7 +55,7 @@ Needs root. containerd's config.toml:
 				return err
 			}
 			defer stop()
-			sn, err := snapshotter.New(ctx, root, snapshotter.WithMountOptions(opts...))
+			sn, err := snapshotter.New(ctx, root, snapshotter.WithMountOptions(opts...), snapshotter.WithLogger(slog.Default()))
 			if err != nil {
 				return err
 			}

@@ -60,7 +60,7 @@ type Handler struct {
 // New opens (or creates) a registry whose data lives in dir: blobs under
 // dir/blobs, manifest writes in a journal replayed now.
 func New(dir string, opts ...Option) (*Handler, error) {
-	cfg := config{logger: slog.Default()}
+	cfg := config{logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(&cfg)
 	}
