@@ -3,13 +3,11 @@ package record_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/dejavu-project/dejavu/backstore/imageref"
-	"github.com/dejavu-project/dejavu/internal/registry"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/record"
@@ -28,18 +26,7 @@ func helloWorld(t *testing.T) string {
 	testenv.RequireRoot(t)
 	testenv.RequireLoop(t)
 	testenv.RequireFUSE(t)
-	srv, err := registry.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	src, _ := imageref.Parse("oci:" + filepath.Join(testenv.OverlaybdTestdata(t), "hello-world-oci-layout") + ":amd64-converted")
-	ref := srv.Addr + "/hello:obd"
-	dst, _ := imageref.Parse(ref)
-	if _, err := imageref.Copy(context.Background(), src, dst); err != nil {
-		t.Fatal(err)
-	}
-	return ref
+	return testreg.Start(t).HelloWorld(t, "hello:obd")
 }
 
 // TestRecord: each recorder sees the start's reads; the runs are reported
