@@ -103,6 +103,10 @@ func (ib *imageBlobs) openImage(ctx context.Context, src string, cfg config) err
 		return err
 	}
 	ib.closers = append(ib.closers, b)
+	// Blob reads fetch under the backstore's own context: the caller's
+	// ending must stop them too.
+	stop := context.AfterFunc(ctx, b.cancel)
+	ib.closers = append(ib.closers, closerFunc(func() error { stop(); return nil }))
 	if err := b.resolve(ctx, cfg); err != nil {
 		return err
 	}
@@ -132,16 +136,31 @@ func (ib *imageBlobs) openImage(ctx context.Context, src string, cfg config) err
 	return errors.Join(fatal...)
 }
 
-// fetchAll fetches every registry blob whole into the cache, side by side,
-// as a pull does.
+// Whole-blob fetches go a window at a time, a few blobs side by side: a
+// fetch holds its window in memory until it is stored, so an image of
+// many gigabytes must not be asked for at once.
+const (
+	fetchWindow = 64 << 20
+	fetchLayers = 4
+)
+
+// fetchAll fetches every registry blob whole into the cache, as a pull
+// does.
 func (ib *imageBlobs) fetchAll(ctx context.Context) error {
 	if ib.ref.Kind != imageref.KindRegistry {
 		return nil // a layout's blobs are local files already
 	}
 	errs := make([]error, len(ib.lazy))
+	sem := make(chan struct{}, fetchLayers)
 	var wg sync.WaitGroup
 	for i, lb := range ib.lazy {
-		wg.Go(func() { errs[i] = lb.ensure(ctx, 0, lb.size, CausePrefetch) })
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			for off := int64(0); off < lb.size && errs[i] == nil; off += fetchWindow {
+				errs[i] = lb.ensure(ctx, off, min(fetchWindow, lb.size-off), CausePrefetch)
+			}
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)

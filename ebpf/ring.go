@@ -23,8 +23,10 @@ import (
 // return.
 var past = time.Unix(1, 0)
 
-// openRing opens the ring buffer's reader and a non-blocking duplicate of
-// the map's descriptor, which the runtime's poller watches.
+// openRing opens the ring buffer's reader and a duplicate of the map's
+// descriptor for the runtime's poller to watch. The duplicate shares its
+// file status with the map's own descriptor, which becomes non-blocking
+// too; nothing reads that one blocking.
 func (r *Recorder) openRing() error {
 	rd, err := ringbuf.NewReader(r.objs.Events)
 	if err != nil {
@@ -94,8 +96,8 @@ func (r *Recorder) drain() error {
 
 // Stop detaches the program and returns the events it saw, in order.
 func (r *Recorder) Stop() ([]Event, error) {
-	// Closing the tracepoint's link waits until no program runs, so every
-	// event is in the ring by then.
+	// Requests issued while the link closes may or may not be seen; the
+	// start being recorded is over by the time a recording stops.
 	r.tp.Close()
 	r.ring.SetReadDeadline(past) // ends wait
 	err := <-r.done

@@ -17,6 +17,7 @@ import (
 	"github.com/dejavu-project/dejavu/prefetch"
 	"github.com/dejavu-project/dejavu/reports"
 	"github.com/dejavu-project/dejavu/snapshotter"
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 // containerdStarter starts the workload through containerd (the machine's
@@ -151,9 +152,9 @@ func (s *containerdStarter) run(ctx context.Context, ref, trace string) error {
 // warm start finds the image pulled and its bytes in the cache. Every start
 // ends with the image removed and unmounted, outside the timing.
 func (s *containerdStarter) start(ctx context.Context, mode reports.Mode, ref string, proxy *netshape.Proxy) (reports.Start, error) {
-	tr := lazymount.TraceNone
+	tr := trace.SourceSpec{Kind: trace.SourceNone}.String()
 	if mode == reports.ModePrefetch {
-		tr = s.e.Trace
+		tr = s.e.source.String()
 	}
 	os.RemoveAll(s.cache)
 	if mode == reports.ModeWarm {
@@ -161,7 +162,7 @@ func (s *containerdStarter) start(ctx context.Context, mode reports.Mode, ref st
 		if err := s.pull(ctx, ref); err != nil {
 			return reports.Start{}, err
 		}
-		if err := s.run(ctx, ref, lazymount.TraceNone); err != nil {
+		if err := s.run(ctx, ref, trace.SourceSpec{Kind: trace.SourceNone}.String()); err != nil {
 			return reports.Start{}, err
 		}
 		if err := s.unmounted(); err != nil {

@@ -67,6 +67,7 @@ type Experiment struct {
 	// (lazymount.WithTrace, WithWorkload): auto (default), FILE or
 	// sha256:DIGEST; Workers and Batch tune the prefetch.
 	Trace, Workload string
+	source          trace.SourceSpec // Trace, parsed
 	Workers         int
 	Batch           int64
 	RefOptions      []imageref.Option
@@ -147,15 +148,15 @@ func (e *Experiment) check() error {
 			return fmt.Errorf("experiment: mode %q: want some of %s with the %s runtime", m, join(Modes(e.Runtime)), e.Runtime)
 		}
 	}
-	if e.Trace == "" {
-		e.Trace = lazymount.TraceAuto
-	}
-	src, err := trace.ParseSource(e.Trace)
-	if err != nil {
-		return err
+	if e.Trace != "" {
+		src, err := trace.ParseSource(e.Trace)
+		if err != nil {
+			return err
+		}
+		e.source = src
 	}
 	if slices.ContainsFunc(e.Modes, reports.Mode.Prefetches) {
-		if err := e.checkTrace(src); err != nil {
+		if err := e.checkTrace(e.source); err != nil {
 			return err
 		}
 	}

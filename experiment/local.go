@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/dejavu-project/dejavu/backstore"
-	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/internal/bench/netshape"
 	"github.com/dejavu-project/dejavu/launch/timed"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/replay"
 	"github.com/dejavu-project/dejavu/reports"
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 // localStarter mounts and starts the workload in this process.
@@ -36,12 +36,12 @@ func (s *localStarter) start(ctx context.Context, mode reports.Mode, ref string,
 	if err != nil {
 		return reports.Start{}, err
 	}
-	opts := append(s.e.mountOptions(), lazymount.WithStateDir(s.work+"/state"), lazymount.WithTrace(lazymount.TraceNone))
+	opts := append(s.e.mountOptions(), lazymount.WithStateDir(s.work+"/state"), lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}))
 	switch mode {
 	case reports.ModePrefetch:
-		opts = append(opts, lazymount.WithTrace(s.e.Trace), lazymount.WithWorkload(s.e.Workload))
+		opts = append(opts, lazymount.WithTrace(s.e.source), lazymount.WithWorkload(s.e.Workload))
 	case reports.ModeFIFO:
-		opts = append(opts, lazymount.WithTrace(s.e.Trace), lazymount.WithWorkload(s.e.Workload), lazymount.WithPolicy(replay.PolicyFIFO))
+		opts = append(opts, lazymount.WithTrace(s.e.source), lazymount.WithWorkload(s.e.Workload), lazymount.WithPolicy(replay.PolicyFIFO))
 	case reports.ModeWarm:
 		os.Remove(cache)
 		cache = s.work + "/warm-cache"
@@ -54,7 +54,7 @@ func (s *localStarter) start(ctx context.Context, mode reports.Mode, ref string,
 	obs := newStartObserver(start)
 	opts = append(append(opts, obs.mountOptions()...), lazymount.WithBackstoreOptions(backstore.WithCacheDir(cache)))
 	if mode == reports.ModeFull {
-		if err := downloadAll(ctx, ref, cache, s.e.RefOptions); err != nil {
+		if err := downloadAll(ctx, ref, cache, s.e); err != nil {
 			return reports.Start{}, err
 		}
 	}
@@ -82,12 +82,12 @@ func (s *localStarter) fillWarmCache(ctx context.Context, ref, cache string) err
 	if s.e.Progress != nil {
 		fmt.Fprintln(s.e.Progress, "filling the warm cache: the whole image, once, through the shaped link (not timed)")
 	}
-	return downloadAll(ctx, ref, cache, s.e.RefOptions)
+	return downloadAll(ctx, ref, cache, s.e)
 }
 
 // downloadAll fetches every layer blob whole into the cache, as a pull does.
-func downloadAll(ctx context.Context, ref, cache string, ropts []imageref.Option) error {
-	bs, err := backstore.Open(ctx, ref, backstore.WithCacheDir(cache), backstore.WithRefOptions(ropts...))
+func downloadAll(ctx context.Context, ref, cache string, e *Experiment) error {
+	bs, err := backstore.Open(ctx, ref, backstore.WithCacheDir(cache), backstore.WithRefOptions(e.RefOptions...), backstore.WithLogger(e.Log))
 	if err != nil {
 		return err
 	}

@@ -68,8 +68,8 @@ func Start(ctx context.Context, ref, dir string, opts ...Option) (_ *Mount, err 
 			m.Close()
 		}
 	}()
-	if c.opened != nil {
-		c.opened(bs)
+	for _, f := range c.opened {
+		f(bs)
 	}
 	if early != nil {
 		if m.eng, err = early.wait(ctx); err != nil {

@@ -48,7 +48,7 @@ func TestRecordThenPrefetch(t *testing.T) {
 	ref := helloWorld(t)
 
 	rec := trace.NewRecorder()
-	m, dir := start(t, ref, lazymount.WithTrace(lazymount.TraceNone),
+	m, dir := start(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}),
 		lazymount.WithBackstoreOptions(backstore.WithObserver(rec)), lazymount.WithOpened(func(bs *backstore.Backstore) { rec.Attach(bs) }))
 	hello, err := os.ReadFile(filepath.Join(dir, "hello"))
 	if err != nil || len(hello) != 13256 || !bytes.HasPrefix(hello, []byte("\x7fELF")) {
@@ -77,8 +77,8 @@ func TestRecordThenPrefetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m1, dir1 := start(t, ref, lazymount.WithTrace(file), lazymount.WithMetrics(met))
-	m2, dir2 := start(t, ref, lazymount.WithTrace(file), lazymount.WithMetrics(met))
+	m1, dir1 := start(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceFile, Path: file}), lazymount.WithMetrics(met))
+	m2, dir2 := start(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceFile, Path: file}), lazymount.WithMetrics(met))
 	for _, d := range []string{dir1, dir2} {
 		got, err := os.ReadFile(filepath.Join(d, "hello"))
 		if err != nil || !bytes.Equal(got, hello) {
@@ -108,7 +108,7 @@ func TestRecordThenPrefetch(t *testing.T) {
 	// A corrupt trace: no prefetch, the image still served.
 	bad := filepath.Join(t.TempDir(), "bad.djv")
 	os.WriteFile(bad, []byte("not a trace"), 0o644)
-	m3, dir3 := start(t, ref, lazymount.WithTrace(bad))
+	m3, dir3 := start(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceFile, Path: bad}))
 	defer m3.Close()
 	if got, err := os.ReadFile(filepath.Join(dir3, "hello")); err != nil || !bytes.Equal(got, hello) {
 		t.Fatalf("/hello with a corrupt trace: %v", err)

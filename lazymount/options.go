@@ -21,12 +21,6 @@ const (
 	DefaultTraceWait = 3 * time.Second
 )
 
-// Trace sources besides a file path or an artifact digest.
-const (
-	TraceAuto = "auto" // the trace attached to the image, if any
-	TraceNone = "none" // no prefetch
-)
-
 // Option configures Start.
 type Option func(*config)
 
@@ -35,20 +29,19 @@ type config struct {
 	refOpts  []imageref.Option
 	devOpts  []device.Option
 	stateDir string
-	trace    string
-	source   trace.SourceSpec // trace, parsed by prefetches
+	source   trace.SourceSpec
 	workload string
 	policy   replay.Policy
 	workers  int
 	batch    int64
 	wait     time.Duration
-	opened   func(*backstore.Backstore)
+	opened   []func(*backstore.Backstore)
 	metrics  *Metrics
 	log      *slog.Logger
 }
 
 func newConfig(opts []Option) config {
-	c := config{stateDir: device.DefaultStateDir, trace: TraceAuto, policy: replay.PolicyDejavu,
+	c := config{stateDir: device.DefaultStateDir, policy: replay.PolicyDejavu,
 		workers: DefaultPrefetchWorkers, batch: DefaultPrefetchBatch, wait: DefaultTraceWait, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(&c)
@@ -56,20 +49,8 @@ func newConfig(opts []Option) config {
 	return c
 }
 
-// prefetches parses the trace source and reports whether there is one to
-// look for.
-func (c *config) prefetches() bool {
-	if c.trace == "" {
-		return false
-	}
-	src, err := trace.ParseSource(c.trace)
-	if err != nil {
-		c.log.Warn("not prefetching", "reason", err)
-		return false
-	}
-	c.source = src
-	return src.Kind != trace.SourceNone
-}
+// prefetches reports whether there is a trace to look for.
+func (c *config) prefetches() bool { return c.source.Kind != trace.SourceNone }
 
 // WithBackstoreOptions passes options to backstore.Open (cache, retries,
 // observers).
@@ -92,13 +73,15 @@ func WithDeviceOptions(o ...device.Option) Option {
 // up after a process that died (default device.DefaultStateDir).
 func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
 
-// WithTrace chooses the trace to prefetch, as trace.ParseSource reads it:
-// TraceAuto (default), TraceNone (or ""), a trace file's path, or
-// sha256:DIGEST of a trace artifact attached to the image. A source that
-// does not parse costs the mount its prefetch (a warning), not the mount.
-func WithTrace(source string) Option { return func(c *config) { c.trace = source } }
+// WithTrace chooses the trace to prefetch (trace.ParseSource reads it as
+// users write it): the one attached to the image (the zero SourceSpec, the
+// default), none, a trace file, or a trace artifact attached to the image,
+// by digest. A trace that cannot be had or read costs the mount its
+// prefetch (a warning), not the mount.
+func WithTrace(source trace.SourceSpec) Option { return func(c *config) { c.source = source } }
 
-// WithWorkload chooses among several attached traces (with TraceAuto).
+// WithWorkload chooses among several attached traces (with the trace
+// source auto).
 func WithWorkload(name string) Option { return func(c *config) { c.workload = name } }
 
 // WithPolicy chooses the replay policy (default replay.PolicyDejavu).
@@ -114,9 +97,12 @@ func WithPrefetchBatch(n int64) Option { return func(c *config) { c.batch = n } 
 // for the trace lookup before it goes on without prefetch.
 func WithTraceWait(d time.Duration) Option { return func(c *config) { c.wait = d } }
 
-// WithOpened is called with the open image before its file system is
-// mounted (to attach recorders).
-func WithOpened(f func(*backstore.Backstore)) Option { return func(c *config) { c.opened = f } }
+// WithOpened adds a function called with the open image before its file
+// system is mounted (to attach recorders); each one given is called, in
+// order.
+func WithOpened(f func(*backstore.Backstore)) Option {
+	return func(c *config) { c.opened = append(c.opened, f) }
+}
 
 // WithMetrics reports the mount's fetches, device reads and prefetch
 // outcomes to m.

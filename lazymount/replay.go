@@ -112,7 +112,7 @@ func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
 	if err != nil {
 		// Prefetch is best effort: a trace that cannot be had or read
 		// costs the start its prefetch, never the start.
-		e.c.log.Warn("not prefetching", "image", e.ref.String(), "trace", e.c.trace, "reason", err)
+		e.c.log.Warn("not prefetching", "image", e.ref.String(), "trace", e.c.source.String(), "reason", err)
 	}
 	if t == nil {
 		e.result <- earlyResult{}

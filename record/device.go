@@ -27,7 +27,7 @@ func Device(ctx context.Context, devicePath, ref string, d time.Duration, opts .
 		return nil, 0, fmt.Errorf("record: %w", err)
 	}
 	defer os.RemoveAll(cache)
-	bs, err := backstore.Open(ctx, ref, backstore.WithCacheDir(cache), backstore.WithRefOptions(c.refOpts...))
+	bs, err := backstore.Open(ctx, ref, backstore.WithCacheDir(cache), backstore.WithRefOptions(c.refOpts...), backstore.WithLogger(c.log))
 	if err != nil {
 		return nil, 0, err
 	}

@@ -57,7 +57,7 @@ func (c *config) recordOne(ctx context.Context, ref string) (*trace.Trace, timed
 		c.log.Warn("recording a start that may not be cold", "err", err)
 	}
 	opts := append([]lazymount.Option{lazymount.WithLogger(c.log)}, c.mountOpts...)
-	opts = append(opts, lazymount.WithTrace(lazymount.TraceNone),
+	opts = append(opts, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}),
 		lazymount.WithBackstoreOptions(backstore.WithCacheDir(cache)))
 	var bpf *ebpf.Recorder
 	if c.recorder == trace.RecorderEBPF {

@@ -104,7 +104,7 @@ func recordTrace(t *testing.T, ref string) string {
 	t.Helper()
 	rec := record.NewCapture(time.Now())
 	dir := t.TempDir()
-	opts := append(rec.MountOptions(), lazymount.WithStateDir(t.TempDir()), lazymount.WithTrace(lazymount.TraceNone),
+	opts := append(rec.MountOptions(), lazymount.WithStateDir(t.TempDir()), lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}),
 		lazymount.WithBackstoreOptions(backstore.WithCacheDir(t.TempDir())))
 	m, err := lazymount.Start(t.Context(), ref, dir, opts...)
 	if err != nil {

@@ -120,7 +120,7 @@ func (im *imageMounts) start(m *imageMount, layer remoteLayer, ch choice) {
 		// A recording is of a start without prefetch, as `dejavu trace
 		// record` makes it.
 		m.rec, m.recordName = record.NewCapture(time.Now()), ch.record
-		opts = append(append(opts, lazymount.WithTrace(lazymount.TraceNone)), m.rec.MountOptions()...)
+		opts = append(append(opts, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone})), m.rec.MountOptions()...)
 	}
 	start := time.Now()
 	lm, err := lazymount.Start(im.ctx, layer.image, m.dir, opts...)

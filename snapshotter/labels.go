@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
@@ -72,20 +71,22 @@ var recordName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // choice is what a container's labels ask of its image mount.
 type choice struct {
-	trace    string
+	trace    trace.SourceSpec
 	workload string
 	record   string
 }
 
 func choiceOf(labels map[string]string) (choice, error) {
-	c := choice{trace: labels[LabelTrace], workload: labels[LabelWorkload], record: labels[LabelRecord]}
-	if c.trace == "" {
-		c.trace = lazymount.TraceAuto
-	}
-	// A file would be the snapshotter's to read: labels come from images
-	// and users, so they name only what is attached to the image.
-	if src, err := trace.ParseSource(c.trace); err != nil || src.Kind == trace.SourceFile {
-		return c, fmt.Errorf("label %s=%q: want auto, none or sha256:DIGEST of an attached trace", LabelTrace, c.trace)
+	c := choice{workload: labels[LabelWorkload], record: labels[LabelRecord]}
+	if v := labels[LabelTrace]; v != "" {
+		// A file would be the snapshotter's to read: labels come from
+		// images and users, so they name only what is attached to the
+		// image.
+		src, err := trace.ParseSource(v)
+		if err != nil || src.Kind == trace.SourceFile {
+			return c, fmt.Errorf("label %s=%q: want auto, none or sha256:DIGEST of an attached trace", LabelTrace, v)
+		}
+		c.trace = src
 	}
 	if c.record != "" && !recordName.MatchString(c.record) {
 		return c, fmt.Errorf("label %s=%q: want a name of letters, digits, '.', '_' or '-'", LabelRecord, c.record)

@@ -3,6 +3,8 @@ package snapshotter
 import (
 	"strings"
 	"testing"
+
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 const dgst = "sha256:562852c4ae69c79b0b7481717906fa85bce4f93cc453117a88b2cb6665df2895"
@@ -36,10 +38,10 @@ func TestChoiceOf(t *testing.T) {
 		want    choice
 		wantErr string
 	}{
-		{nil, choice{trace: "auto"}, ""},
-		{map[string]string{LabelTrace: "none"}, choice{trace: "none"}, ""},
-		{map[string]string{LabelTrace: dgst, LabelWorkload: "web"}, choice{trace: dgst, workload: "web"}, ""},
-		{map[string]string{LabelRecord: "web-1.v2"}, choice{trace: "auto", record: "web-1.v2"}, ""},
+		{nil, choice{trace: trace.SourceSpec{Kind: trace.SourceAuto}}, ""},
+		{map[string]string{LabelTrace: "none"}, choice{trace: trace.SourceSpec{Kind: trace.SourceNone}}, ""},
+		{map[string]string{LabelTrace: dgst, LabelWorkload: "web"}, choice{trace: trace.SourceSpec{Kind: trace.SourceDigest, Digest: dgst}, workload: "web"}, ""},
+		{map[string]string{LabelRecord: "web-1.v2"}, choice{trace: trace.SourceSpec{Kind: trace.SourceAuto}, record: "web-1.v2"}, ""},
 		{map[string]string{LabelTrace: "/etc/passwd"}, choice{}, "want auto, none or sha256"},
 		{map[string]string{LabelRecord: "../../etc/x"}, choice{}, "want a name"},
 		{map[string]string{LabelRecord: "a/b"}, choice{}, "want a name"},

@@ -18,7 +18,8 @@ const (
 )
 
 // SourceSpec names a trace to prefetch, as users write it: auto, none, a
-// file's path, or sha256:DIGEST of an attached trace artifact.
+// file's path, or sha256:DIGEST of an attached trace artifact. The zero
+// value is auto.
 type SourceSpec struct {
 	Kind   SourceKind
 	Path   string // with SourceFile

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -37,7 +38,7 @@ and indexes are fetched, by range.`,
 			if err != nil {
 				return err
 			}
-			rep, err := backstore.Inspect(cmd.Context(), args[0], backstore.WithRefOptions(ropts...))
+			rep, err := backstore.Inspect(cmd.Context(), args[0], backstore.WithRefOptions(ropts...), backstore.WithLogger(slog.Default()))
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -40,7 +41,7 @@ func (f *layerFlags) options() ([]overlaybd.BuildOption, error) {
 	if f.compression != "none" {
 		blob = append(blob, overlaybd.WithBlockSize(int(bs)))
 	}
-	opts := []overlaybd.BuildOption{overlaybd.WithBlobOptions(blob...), overlaybd.WithWorkDir(f.workDir)}
+	opts := []overlaybd.BuildOption{overlaybd.WithBlobOptions(blob...), overlaybd.WithWorkDir(f.workDir), overlaybd.WithBuildLogger(slog.Default())}
 	if f.size != "auto" {
 		n, err := parseSize(f.size)
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -33,7 +34,7 @@ OUT must not exist unless --force is given.`,
 			if err != nil {
 				return err
 			}
-			d, err := backstore.WriteRaw(cmd.Context(), args[0], out, backstore.WithRefOptions(ropts...))
+			d, err := backstore.WriteRaw(cmd.Context(), args[0], out, backstore.WithRefOptions(ropts...), backstore.WithLogger(slog.Default()))
 			if err != nil {
 				return err
 			}

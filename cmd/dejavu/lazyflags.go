@@ -118,7 +118,9 @@ func (f *lazyFlags) mountOptions(ctx context.Context) (opts []lazymount.Option, 
 		}
 		opts = append(opts, to...)
 	}
-	mctx, stop := context.WithCancel(ctx)
+	// The metrics outlive an interrupt until the command returns, so that
+	// the mount's teardown and final prefetch outcome are still counted.
+	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	if f.metricsAddr != "" {
 		mo, err := withMetrics(mctx, f.metricsAddr)
 		if err != nil {
@@ -135,9 +137,9 @@ func (f *lazyFlags) traceOptions() ([]lazymount.Option, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--replay-policy: %w", err)
 	}
+	src := trace.SourceSpec{Kind: trace.SourceNone} // --trace "": no prefetch, as before
 	if f.trace != "" {
-		src, err := trace.ParseSource(f.trace)
-		if err != nil {
+		if src, err = trace.ParseSource(f.trace); err != nil {
 			return nil, fmt.Errorf("--trace: %w", err)
 		}
 		if src.Kind == trace.SourceFile {
@@ -146,5 +148,5 @@ func (f *lazyFlags) traceOptions() ([]lazymount.Option, error) {
 			}
 		}
 	}
-	return []lazymount.Option{lazymount.WithTrace(f.trace), lazymount.WithWorkload(f.workload), lazymount.WithPolicy(policy)}, nil
+	return []lazymount.Option{lazymount.WithTrace(src), lazymount.WithWorkload(f.workload), lazymount.WithPolicy(policy)}, nil
 }

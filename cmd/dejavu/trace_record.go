@@ -38,6 +38,9 @@ indexes. Needs root.`,
 			if out == "" {
 				return errors.New("-o FILE is required")
 			}
+			if recorder != trace.RecorderBackstore && recorder != trace.RecorderEBPF {
+				return fmt.Errorf("--recorder %q: want backstore or ebpf", recorder)
+			}
 			if devicePath != "" {
 				return recordDevice(cmd, devicePath, args[0], f.registry, workload, duration, out)
 			}
