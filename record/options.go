@@ -1,6 +1,7 @@
 package record
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -19,7 +20,7 @@ const DefaultTimeout = 5 * time.Minute
 type Option func(*config)
 
 type config struct {
-	recorder  string
+	recorder  Recorder
 	runs      int
 	minRuns   int
 	workload  string
@@ -32,7 +33,7 @@ type config struct {
 }
 
 func newConfig(opts []Option) config {
-	c := config{recorder: trace.RecorderBackstore, runs: 1, minRuns: 1, workload: "default",
+	c := config{recorder: Backstore, runs: 1, minRuns: 1, workload: "default",
 		program: timed.Program{Timeout: DefaultTimeout}, tool: "dejavu", log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(&c)
@@ -47,9 +48,26 @@ type Run struct {
 	Trace  *trace.Trace // this run's alone
 }
 
-// WithRecorder chooses what sees the reads: trace.RecorderBackstore (the
-// default: dejavu's own device) or trace.RecorderEBPF (the block layer).
-func WithRecorder(name string) Option { return func(c *config) { c.recorder = name } }
+// Recorder is what sees a start's reads.
+type Recorder string
+
+// Recorders, named as traces name them.
+const (
+	Backstore Recorder = trace.RecorderBackstore // dejavu's own device reports every read
+	EBPF      Recorder = trace.RecorderEBPF      // an eBPF program on the block layer
+)
+
+// ParseRecorder reads a recorder's name.
+func ParseRecorder(s string) (Recorder, error) {
+	switch r := Recorder(s); r {
+	case Backstore, EBPF:
+		return r, nil
+	}
+	return "", fmt.Errorf("record: recorder %q: want %s or %s", s, Backstore, EBPF)
+}
+
+// WithRecorder chooses what sees the reads (default Backstore).
+func WithRecorder(r Recorder) Option { return func(c *config) { c.recorder = r } }
 
 // WithRuns sets how many starts are recorded (default 1).
 func WithRuns(n int) Option { return func(c *config) { c.runs = n } }

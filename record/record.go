@@ -37,8 +37,8 @@ func Record(ctx context.Context, ref string, opts ...Option) (*trace.Trace, erro
 }
 
 func (c *config) check() error {
-	if c.recorder != trace.RecorderBackstore && c.recorder != trace.RecorderEBPF {
-		return fmt.Errorf("record: recorder %q: want %s or %s", c.recorder, trace.RecorderBackstore, trace.RecorderEBPF)
+	if _, err := ParseRecorder(string(c.recorder)); err != nil {
+		return err
 	}
 	if c.runs < 1 || c.minRuns < 1 || c.minRuns > c.runs {
 		return fmt.Errorf("record: %d runs, min-runs %d: want 1 <= min-runs <= runs", c.runs, c.minRuns)
@@ -60,7 +60,7 @@ func (c *config) recordOne(ctx context.Context, ref string) (*trace.Trace, timed
 	opts = append(opts, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}),
 		lazymount.WithBackstoreOptions(backstore.WithCacheDir(cache)))
 	var bpf *ebpf.Recorder
-	if c.recorder == trace.RecorderEBPF {
+	if c.recorder == EBPF {
 		// Loaded before the start is timed; the loop device it watches is
 		// set once it exists.
 		if bpf, err = ebpf.Start(0); err != nil {
@@ -83,7 +83,7 @@ func (c *config) recordOne(ctx context.Context, ref string) (*trace.Trace, timed
 		return nil, timing, err
 	}
 	t := capture.Trace(c.workload, c.program.Args, c.tool)
-	t.Recorder = c.recorder
+	t.Recorder = string(c.recorder)
 	return t, timing, nil
 }
 

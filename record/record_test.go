@@ -11,7 +11,6 @@ import (
 	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/record"
-	"github.com/dejavu-project/dejavu/trace"
 )
 
 func TestMain(m *testing.M) {
@@ -33,8 +32,8 @@ func helloWorld(t *testing.T) string {
 // one by one and merged with min-runs.
 func TestRecord(t *testing.T) {
 	ref := helloWorld(t)
-	for _, recorder := range []string{trace.RecorderBackstore, trace.RecorderEBPF} {
-		t.Run(recorder, func(t *testing.T) {
+	for _, recorder := range []record.Recorder{record.Backstore, record.EBPF} {
+		t.Run(string(recorder), func(t *testing.T) {
 			var runs []record.Run
 			tr, err := record.Record(context.Background(), ref, record.WithRecorder(recorder), record.WithRuns(2), record.WithMinRuns(2),
 				record.WithMountOptions(lazymount.WithStateDir(t.TempDir())), record.WithProgress(func(r record.Run) { runs = append(runs, r) }))
@@ -53,7 +52,7 @@ func TestRecord(t *testing.T) {
 					t.Fatalf("merged %d bytes, run %d read %d", tr.Bytes(), r.N, r.Trace.Bytes())
 				}
 			}
-			if len(tr.Records) == 0 || tr.Recorder != recorder || tr.Workload != "default" {
+			if len(tr.Records) == 0 || tr.Recorder != string(recorder) || tr.Workload != "default" {
 				t.Fatalf("merged trace: %d records, recorder %q, workload %q", len(tr.Records), tr.Recorder, tr.Workload)
 			}
 		})
@@ -80,7 +79,7 @@ func TestRecordBadOptions(t *testing.T) {
 		opts []record.Option
 		want string
 	}{
-		{[]record.Option{record.WithRecorder("bogus")}, "want backstore or ebpf"},
+		{[]record.Option{record.WithRecorder(record.Recorder("bogus"))}, "want backstore or ebpf"},
 		{[]record.Option{record.WithRuns(0)}, "min-runs"},
 		{[]record.Option{record.WithRuns(2), record.WithMinRuns(3)}, "min-runs"},
 		{[]record.Option{record.WithMinRuns(0)}, "min-runs"},

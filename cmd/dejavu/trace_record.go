@@ -38,8 +38,9 @@ indexes. Needs root.`,
 			if out == "" {
 				return errors.New("-o FILE is required")
 			}
-			if recorder != trace.RecorderBackstore && recorder != trace.RecorderEBPF {
-				return fmt.Errorf("--recorder %q: want backstore or ebpf", recorder)
+			rec, err := record.ParseRecorder(recorder)
+			if err != nil {
+				return fmt.Errorf("--recorder: %w", err)
 			}
 			if devicePath != "" {
 				return recordDevice(cmd, devicePath, args[0], f.registry, workload, duration, out)
@@ -52,7 +53,7 @@ indexes. Needs root.`,
 			if workload == "" {
 				workload = "default"
 			}
-			t, err := record.Record(cmd.Context(), args[0], record.WithRecorder(recorder), record.WithRuns(runs), record.WithMinRuns(minRuns),
+			t, err := record.Record(cmd.Context(), args[0], record.WithRecorder(rec), record.WithRuns(runs), record.WithMinRuns(minRuns),
 				record.WithWorkload(workload), record.WithCommand(args[1:]...), record.WithReady(probe), record.WithTimeout(f.timeout),
 				record.WithOutput(cmd.OutOrStdout(), cmd.ErrOrStderr()), record.WithMountOptions(opts...), record.WithTool(version),
 				record.WithLogger(slog.Default()), record.WithProgress(func(r record.Run) {
@@ -71,7 +72,7 @@ indexes. Needs root.`,
 	f.registerLocal(cmd)
 	f.registerStart(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&recorder, "recorder", trace.RecorderBackstore, "backstore or ebpf")
+	fl.StringVar(&recorder, "recorder", string(record.Backstore), "backstore or ebpf")
 	fl.IntVar(&runs, "runs", 1, "warm-up starts to record")
 	fl.IntVar(&minRuns, "min-runs", 1, "keep ranges read in at least this many runs")
 	fl.StringVar(&workload, "workload", "", "workload name stored in the trace (default: default)")
