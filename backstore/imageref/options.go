@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,6 +23,7 @@ type options struct {
 	onePlatform bool
 	keychain    authn.Keychain
 	transport   http.RoundTripper
+	timeout     time.Duration
 }
 
 func makeOptions(opts []Option) options {
@@ -29,6 +31,7 @@ func makeOptions(opts []Option) options {
 		platform:  DefaultPlatform(),
 		keychain:  authn.DefaultKeychain,
 		transport: remote.DefaultTransport,
+		timeout:   DefaultRequestTimeout,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -112,7 +115,7 @@ func (o options) remote(ctx context.Context) []remote.Option {
 	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(o.keychain),
-		remote.WithTransport(o.transport),
+		remote.WithTransport(o.roundTripper()),
 		remote.WithPlatform(o.platform),
 	}
 }
@@ -132,7 +135,7 @@ func BlobTransport(ctx context.Context, r Ref, opts ...Option) (http.RoundTrippe
 	if err != nil {
 		return nil, repo, "", fmt.Errorf("imageref: %s: credentials: %w", r, err)
 	}
-	t, err := transport.NewWithContext(ctx, repo.Registry, auth, o.transport, []string{repo.Scope(transport.PullScope)})
+	t, err := transport.NewWithContext(ctx, repo.Registry, auth, o.roundTripper(), []string{repo.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, repo, "", fmt.Errorf("imageref: %s: %w", r, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
@@ -15,11 +16,14 @@ import (
 type registryFlags struct {
 	insecure bool
 	platform string
+	timeout  time.Duration
 }
 
 func (f *registryFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.insecure, "insecure", false,
 		"allow plain HTTP to any registry (always allowed on localhost, loopback and private addresses)")
+	fs.DurationVar(&f.timeout, "request-timeout", imageref.DefaultRequestTimeout,
+		"give up on a registry request that has not started to answer within this (0: wait for ever)")
 	fs.StringVar(&f.platform, "platform", "",
 		"platform to take from a multi-platform image, as os/arch[/variant] (default linux/"+imageref.DefaultPlatform().Architecture+")")
 }
@@ -29,7 +33,10 @@ func (f *registryFlags) platformSet() bool { return f.platform != "" }
 
 // options turns the flags into options for the imageref package.
 func (f *registryFlags) options() ([]imageref.Option, error) {
-	opts := []imageref.Option{imageref.WithInsecure(f.insecure)}
+	if f.timeout < 0 {
+		return nil, fmt.Errorf("--request-timeout %s: want 0 or more", f.timeout)
+	}
+	opts := []imageref.Option{imageref.WithInsecure(f.insecure), imageref.WithRequestTimeout(f.timeout)}
 	if f.platformSet() {
 		p, err := v1.ParsePlatform(f.platform)
 		if err != nil {

@@ -18,6 +18,11 @@ func main() {
 	// that and nothing else.
 	launch.Init()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM cancels the command, which then tears
+	// down what it made; a second one ends the process at once, as if
+	// dejavu had not caught the first (a command blocked where no context
+	// reaches, such as opening a FIFO, still stops).
+	context.AfterFunc(ctx, stop)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {

@@ -175,3 +175,25 @@ func (c *Counter) Layer(t testing.TB, ref string) string {
 	c.Blob(d)
 	return d
 }
+
+// Silent starts a listener that accepts connections and never answers, as
+// a registry whose process hangs does, and returns its host:port.
+func Silent(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { <-done; c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
