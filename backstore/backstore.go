@@ -141,6 +141,11 @@ func (b *Backstore) resolve(ctx context.Context, cfg config) error {
 // attachLayers makes every layer blob readable through the cache; from
 // here on its bytes can be fetched.
 func (b *Backstore) attachLayers(cfg config) error {
+	// Checked before any work that grows with the layers: a manifest is
+	// the registry's to write, and no more layers can be merged anyway.
+	if n := len(b.manifest.Layers); n > lsmt.MaxLayers {
+		return fmt.Errorf("backstore: %s: %d layers; at most %d can be merged", b.ref, n, lsmt.MaxLayers)
+	}
 	fetchers, err := b.fetchers(b.life, b.ref, cfg)
 	if err != nil {
 		return err

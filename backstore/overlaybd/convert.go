@@ -31,6 +31,9 @@ func Convert(ctx context.Context, src v1.Image, opts ...BuildOption) (*Built, er
 		p := v1.Platform{OS: scf.OS, Architecture: scf.Architecture, Variant: scf.Variant, OSVersion: scf.OSVersion}
 		cfg.platform = &p
 	}
+	if err := notConverted(src); err != nil {
+		return nil, err
+	}
 	layers, err := src.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("convert: list layers: %w", err)
@@ -84,5 +87,20 @@ func applyOne(ctx context.Context, root *os.Root, l v1.Layer, log *slog.Logger) 
 		return fmt.Errorf("%s: %w", d, err)
 	}
 	log.Debug("applied layer", "digest", d, "stats", st)
+	return nil
+}
+
+// notConverted refuses an image that is overlaybd already: applied as a
+// tar, its layer would be one file, overlaybd.commit.
+func notConverted(src v1.Image) error {
+	m, err := src.Manifest()
+	if err != nil {
+		return fmt.Errorf("convert: manifest: %w", err)
+	}
+	for i, d := range m.Layers {
+		if IsOverlaybdLayer(d) {
+			return fmt.Errorf("convert: layer %d (%s) is an overlaybd layer already: the image needs no conversion (dejavu image copy copies it)", i, d.Digest)
+		}
+	}
 	return nil
 }

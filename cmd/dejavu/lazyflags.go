@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -84,6 +85,9 @@ func (f *lazyFlags) registerStart(cmd *cobra.Command) {
 // startOptions are mountOptions and the readiness probe, for a command
 // that starts the image's program.
 func (f *lazyFlags) startOptions(ctx context.Context) (launch.Probe, []lazymount.Option, func(), error) {
+	if f.timeout <= 0 {
+		return launch.Probe{}, nil, nil, fmt.Errorf("--timeout %s: want more than 0", f.timeout)
+	}
 	probe, err := launch.ParseProbe(f.ready)
 	if err != nil {
 		return launch.Probe{}, nil, nil, err
@@ -95,6 +99,9 @@ func (f *lazyFlags) startOptions(ctx context.Context) (launch.Probe, []lazymount
 // mountOptions turns the flags into lazymount options, and starts the
 // metrics server when --metrics-addr asks for one; stop ends it.
 func (f *lazyFlags) mountOptions(ctx context.Context) (opts []lazymount.Option, stop func(), err error) {
+	if err := f.check(); err != nil {
+		return nil, nil, err
+	}
 	limit, err := parseSize(f.cacheLimit)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--cache-limit: %w", err)
@@ -149,4 +156,24 @@ func (f *lazyFlags) traceOptions() ([]lazymount.Option, error) {
 		}
 	}
 	return []lazymount.Option{lazymount.WithTrace(src), lazymount.WithWorkload(f.workload), lazymount.WithPolicy(policy)}, nil
+}
+
+// check refuses flag values that would fail late or obscurely, naming the
+// flag, and says plainly when the command cannot work without root.
+func (f *lazyFlags) check() error {
+	switch {
+	case f.attempts < 1:
+		return fmt.Errorf("--fetch-attempts %d: want at least 1", f.attempts)
+	case f.idle <= 0:
+		return fmt.Errorf("--fetch-idle-timeout %s: want more than 0", f.idle)
+	case f.hasPrefetch && f.workers < 1:
+		return fmt.Errorf("--prefetch-workers %d: want at least 1", f.workers)
+	case f.hasPrefetch && f.batch < 0:
+		return fmt.Errorf("--prefetch-batch %d: want 0 (a range a request) or more", f.batch)
+	case f.hasPrefetch && f.wait < 0:
+		return fmt.Errorf("--trace-wait %s: want 0 or more", f.wait)
+	case os.Geteuid() != 0:
+		return errors.New("this command needs root: it serves the image through FUSE, a loop device and a mount")
+	}
+	return nil
 }
