@@ -54,7 +54,9 @@ func OpenBlob(ra io.ReaderAt, blobSize int64) (*Blob, error) {
 	case tarred && off == tarBlock:
 		return nil, fmt.Errorf("layer blob: a tar of files, not an overlaybd layer (dejavu image convert makes one)")
 	default:
-		return nil, fmt.Errorf("layer blob: payload at %d is neither ZFile nor LSMT (starts %q)", off, magic[:8])
+		// The bytes found are not quoted: whatever the blob is, its content
+		// is not the error's to show.
+		return nil, fmt.Errorf("layer blob: payload at %d is neither ZFile nor LSMT", off)
 	}
 	l, err := lsmt.OpenLayer(layerFile, layerSize)
 	if err != nil {
