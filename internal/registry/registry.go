@@ -68,9 +68,13 @@ func New(dir string, opts ...Option) (*Handler, error) {
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
+	store, err := newDiskBlobs(blobs)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
 	inner := ggcr.New(
 		ggcr.WithReferrersSupport(true),
-		ggcr.WithBlobHandler(ggcr.NewDiskBlobHandler(blobs)),
+		ggcr.WithBlobHandler(store),
 		ggcr.Logger(log.New(io.Discard, "", 0)),
 	)
 	h := &Handler{inner: inner, log: cfg.logger, blobs: blobs}
@@ -171,6 +175,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(b) > maxManifest {
 			http.Error(w, "manifest too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if err := validManifest(r.Header.Get("Content-Type"), b); err != nil {
+			registryError(w, http.StatusBadRequest, "MANIFEST_INVALID", err.Error())
 			return
 		}
 		body = b
@@ -284,4 +292,11 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) bool {
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 	h.log.Debug("registry", "method", r.Method, "path", r.URL.Path, "range", r.Header.Get("Range"))
 	return true
+}
+
+// registryError answers as the distribution spec says errors are answered.
+func registryError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
 }
