@@ -84,7 +84,7 @@ func rgb(img image.Image, x, y int) [3]uint8 {
 
 func TestWriteFiles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out", "results.json")
-	h, err := WriteFiles(path, sample())
+	h, err := WriteFiles(path, sample(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
