@@ -45,12 +45,12 @@ a FIFO) is never replaced.`,
 			if out == "" {
 				return errors.New("-o FILE is required")
 			}
-			if err := safefile.Check(out, safefile.WithReplace(force)); err != nil {
-				return forceHint(err)
-			}
 			rec, err := record.ParseRecorder(recorder)
 			if err != nil {
 				return fmt.Errorf("--recorder: %w", err)
+			}
+			if err := safefile.Check(out, safefile.WithReplace(force)); err != nil {
+				return forceHint(err)
 			}
 			if devicePath != "" {
 				return recordDevice(cmd, devicePath, args[0], f.registry, workload, duration, out, force)
