@@ -131,7 +131,7 @@ func createTemp(path string, perm fs.FileMode) (*os.File, error) {
 	return nil, fmt.Errorf("output %s: no free temporary name", path)
 }
 
-// Commit closes the file and renames it over the target, checking the
+// Commit syncs and closes the file and renames it over the target, checking the
 // target again first: something put there since Create (a device node, a
 // symbolic link) is refused as it would have been then. Without
 // replacement the rename itself refuses an existing target where the file
@@ -143,7 +143,12 @@ func (f *File) Commit() error {
 	}
 	f.done = true
 	tmp := f.Name()
-	err := f.File.Close()
+	// Synced before the rename, so that a crash leaves the old file or
+	// the whole new one, not an empty file under the target's name.
+	err := f.File.Sync()
+	if cerr := f.File.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
 		err = check(f.path, f.c)
 	}
