@@ -69,7 +69,7 @@ func TestInspectReportsOtherLayers(t *testing.T) {
 	if len(rep.Layers) != 1 || rep.Layers[0].Overlaybd || rep.Layers[0].Error == "" || rep.Device != nil {
 		t.Fatalf("report: %+v", rep)
 	}
-	if _, err := backstore.WriteRaw(context.Background(), dst.String(), t.TempDir()+"/x.raw"); err == nil {
+	if _, err := backstore.WriteRaw(context.Background(), dst.String(), t.TempDir()+"/x.raw", false); err == nil {
 		t.Fatal("WriteRaw wrote a gzip layer")
 	}
 	if w := reg.Whole(); w != 0 {

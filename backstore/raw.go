@@ -2,17 +2,23 @@ package backstore
 
 import (
 	"context"
-	"os"
 
 	"github.com/dejavu-project/dejavu/backstore/overlaybd"
+	"github.com/dejavu-project/dejavu/internal/safefile"
 )
 
 // WriteRaw writes the merged virtual device of ref (any reference Inspect
 // takes) to the file out as a sparse raw disk image: only mapped data is
 // written, the rest stays holes. A registry image's layers are fetched
 // whole first, side by side, as a pull would. The file appears only when
-// it is complete: it is written beside out and renamed.
-func WriteRaw(ctx context.Context, ref, out string, opts ...Option) (overlaybd.DeviceReport, error) {
+// it is complete: it is written beside out and renamed. An existing
+// regular file at out is replaced only with replace; anything else there
+// (a device node, a symbolic link, a directory, a FIFO) never is, and that
+// is checked before any layer is fetched.
+func WriteRaw(ctx context.Context, ref, out string, replace bool, opts ...Option) (overlaybd.DeviceReport, error) {
+	if err := safefile.Check(out, safefile.WithReplace(replace)); err != nil {
+		return overlaybd.DeviceReport{}, err
+	}
 	ib, err := openImageBlobs(ctx, ref, newConfig(opts))
 	if err != nil {
 		return overlaybd.DeviceReport{}, err
@@ -28,20 +34,15 @@ func WriteRaw(ctx context.Context, ref, out string, opts ...Option) (overlaybd.D
 	if err != nil {
 		return overlaybd.DeviceReport{}, err
 	}
-	tmp := out + ".partial"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	f, err := safefile.Create(out, safefile.WithReplace(replace))
 	if err != nil {
 		return overlaybd.DeviceReport{}, err
 	}
-	err = overlaybd.WriteRaw(ctx, dev, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer f.Close()
+	if err := overlaybd.WriteRaw(ctx, dev, f.File); err != nil {
+		return overlaybd.DeviceReport{}, err
 	}
-	if err == nil {
-		err = os.Rename(tmp, out)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := f.Commit(); err != nil {
 		return overlaybd.DeviceReport{}, err
 	}
 	return overlaybd.DescribeDevice(dev), nil

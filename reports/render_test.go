@@ -3,8 +3,10 @@ package reports
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/png"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dejavu-project/dejavu/internal/safefile"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 )
 
@@ -84,7 +87,7 @@ func rgb(img image.Image, x, y int) [3]uint8 {
 
 func TestWriteFiles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out", "results.json")
-	h, err := WriteFiles(path, sample())
+	h, err := WriteFiles(path, sample(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,5 +104,39 @@ func TestWriteFiles(t *testing.T) {
 	}
 	if page, err := os.ReadFile(h); err != nil || !strings.Contains(string(page), "<svg") {
 		t.Fatalf("HTML report: %v", err)
+	}
+	// Again: refused without replace, both files left; replaced with it.
+	os.WriteFile(h, []byte("old"), 0o644)
+	if _, err := WriteFiles(path, sample(), false); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second write without replace: %v", err)
+	}
+	if b, _ := os.ReadFile(h); string(b) != "old" {
+		t.Fatalf("the refused write changed the HTML report")
+	}
+	if _, err := WriteFiles(path, sample(), true); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(h); string(b) == "old" {
+		t.Fatalf("the replacing write left the HTML report")
+	}
+	// The HTML report of x.html would be x.html itself.
+	if _, err := WriteFiles(filepath.Join(t.TempDir(), "r.html"), sample(), true); err == nil || !strings.Contains(err.Error(), "must not end in .html") {
+		t.Fatalf("results at .html: %v", err)
+	}
+}
+
+// TestWriteFilesChecksBothFirst: a refused HTML path leaves no JSON
+// behind.
+func TestWriteFilesChecksBothFirst(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "r.html"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "r.json")
+	if _, err := WriteFiles(path, sample(), true); !errors.Is(err, safefile.ErrNotRegular) {
+		t.Fatalf("HTML path a directory: %v", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the JSON was written: %v", err)
 	}
 }

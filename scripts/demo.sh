@@ -36,7 +36,7 @@ step "push the image (overlaybd, zstd) and look at it"
 
 step "staging: record what the start reads (two warm-up runs, each from an empty cache)"
 mkdir -p "$out"
-"$dejavu" trace record "$ref" --runs 2 --workload py -o "$out/py.djv" --state-dir "$work/state"
+"$dejavu" trace record "$ref" --runs 2 --workload py --force -o "$out/py.djv" --state-dir "$work/state"
 "$dejavu" trace inspect "$out/py.djv" | sed -n '1,8p'
 
 step "CI: attach the trace to the image as an OCI referrer (the image digest does not change)"
@@ -44,12 +44,12 @@ step "CI: attach the trace to the image as an OCI referrer (the image digest doe
 "$dejavu" trace ls "$ref"
 
 step "deploy: $runs cold starts without prefetch (lazy), with prefetch, and warm, at 20 ms and 100 Mbit/s"
-"$dejavu" bench "$ref" --workload py --modes lazy,prefetch,warm --runs "$runs" --rtt 20ms --bandwidth 100Mbit \
+"$dejavu" bench "$ref" --workload py --modes lazy,prefetch,warm --runs "$runs" --rtt 20ms --bandwidth 100Mbit --force \
 	-o "$out/results.json" >"$work/table.txt"
 
 step "the report"
 cat "$work/table.txt"
-"$dejavu" report "$out/results.json" -o html --out "$out/report.html"
+"$dejavu" report "$out/results.json" -o html --force --out "$out/report.html"
 echo
 echo "results: $out/results.json"
 echo "report:  $out/report.html (one file, opens offline)"

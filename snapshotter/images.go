@@ -184,7 +184,7 @@ func (im *imageMounts) unmount(m *imageMount) error {
 	if m.rec != nil {
 		t := m.rec.Trace(m.recordName, nil, "dejavu snapshotter")
 		path := TracePath(im.root, m.recordName)
-		if werr := trace.WriteFile(path, t); werr != nil {
+		if werr := trace.WriteFile(path, t, trace.WithReplace(true)); werr != nil {
 			err = errors.Join(err, werr)
 		} else {
 			im.log.Info("snapshotter: trace recorded", "path", path, "ranges", len(t.Records), "bytes", t.Bytes())

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/dejavu-project/dejavu/backstore"
+	"github.com/dejavu-project/dejavu/internal/safefile"
 )
 
 // overlaybd's trace file: a 24-byte header (u32 magic, padding, u64 data
@@ -75,8 +76,14 @@ func ExportOverlaybd[L LayerFile](w io.Writer, t *Trace, layers []L) error {
 // ExportImage writes t to the file out as ExportOverlaybd does, mapping its
 // ranges through the layers of image, which must be the image t was recorded
 // on. Only the layers' headers and indexes are fetched, into a temporary
-// cache unless opts name one.
-func ExportImage(ctx context.Context, t *Trace, image, out string, opts ...backstore.Option) error {
+// cache unless opts name one. out is written as WriteFile writes: through a
+// temporary file and a rename, an existing regular file replaced only with
+// replace, anything else there never; that is checked before the image is
+// opened.
+func ExportImage(ctx context.Context, t *Trace, image, out string, replace bool, opts ...backstore.Option) error {
+	if err := safefile.Check(out, safefile.WithReplace(replace)); err != nil {
+		return fmt.Errorf("trace: export: %w", err)
+	}
 	cache, err := os.MkdirTemp("", "dejavu-export-")
 	if err != nil {
 		return fmt.Errorf("trace: export: %w", err)
@@ -90,14 +97,16 @@ func ExportImage(ctx context.Context, t *Trace, image, out string, opts ...backs
 	if bs.Digest() != t.Image {
 		return fmt.Errorf("the trace was recorded on %s, %s is %s", t.Image, image, bs.Digest())
 	}
-	f, err := os.Create(out)
+	f, err := safefile.Create(out, safefile.WithReplace(replace))
 	if err != nil {
-		return err
+		return fmt.Errorf("trace: export: %w", err)
 	}
+	defer f.Close()
 	if err := ExportOverlaybd(f, t, bs.Layers()); err != nil {
-		f.Close()
-		os.Remove(out)
-		return err
+		return fmt.Errorf("trace: export: %w", err)
 	}
-	return f.Close()
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("trace: export: %w", err)
+	}
+	return nil
 }

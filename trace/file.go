@@ -3,6 +3,8 @@ package trace
 import (
 	"fmt"
 	"os"
+
+	"github.com/dejavu-project/dejavu/internal/safefile"
 )
 
 // ReadFile reads an encoded trace from a file.
@@ -19,19 +21,29 @@ func ReadFile(path string) (*Trace, error) {
 	return t, nil
 }
 
-// WriteFile writes an encoded trace atomically: a failed write leaves an
-// older file as it was.
-func WriteFile(path string, t *Trace) error {
+// WriteOption configures WriteFile.
+type WriteOption func(*writeConfig)
+
+type writeConfig struct{ replace bool }
+
+// WithReplace says whether WriteFile replaces an existing regular file.
+// Default: false, an existing file is an error wrapping fs.ErrExist.
+func WithReplace(on bool) WriteOption { return func(c *writeConfig) { c.replace = on } }
+
+// WriteFile writes an encoded trace atomically, through a temporary file
+// beside path and a rename: a failed write leaves an older file as it was
+// and no temporary file. Anything at path that is not a regular file (a
+// device node, a symbolic link, a directory, a FIFO) is never replaced.
+func WriteFile(path string, t *Trace, opts ...WriteOption) error {
+	var c writeConfig
+	for _, o := range opts {
+		o(&c)
+	}
 	b, err := Marshal(t)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".partial"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("trace: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := safefile.WriteFile(path, b, safefile.WithReplace(c.replace)); err != nil {
 		return fmt.Errorf("trace: %w", err)
 	}
 	return nil

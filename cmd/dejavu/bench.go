@@ -18,6 +18,7 @@ func newBenchCmd() *cobra.Command {
 	var rf registryFlags
 	var ready, modes, out, bandwidth, runtime, traceSrc, workload string
 	var runs, workers int
+	var force bool
 	var batch int64
 	var rtt, timeout time.Duration
 	cmd := &cobra.Command{
@@ -41,11 +42,21 @@ HTTP (a local one); the shaping proxy sits on loopback. Needs root.
 With --runtime containerd, each start goes through a containerd of its own
 (the machine's containerd and runc) with the dejavu snapshotter: a cold start
 is "dejavu image pull" (manifest and config only) plus "ctr run --rm", timed
-together; a warm one finds the image pulled and its bytes cached.`,
+together; a warm one finds the image pulled and its bytes cached.
+
+With -o, the results JSON and the HTML report beside it are checked before
+the first start and each written through a temporary file and a rename. An
+existing regular file is replaced only with --force; anything else there (a
+device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 		Example: `  dejavu bench localhost:5000/py:latest --modes full,lazy,prefetch,fifo,warm --runs 5 --rtt 20ms --bandwidth 100Mbit -o out/bench/results.json
   dejavu bench localhost:5000/py:latest --runtime containerd --modes lazy,prefetch,warm --runs 3 -o out/bench/results-containerd.json -- python3 -c "import numpy"`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if out != "" {
+				if _, err := reports.CheckFiles(out, force); err != nil {
+					return forceHint(err)
+				}
+			}
 			probe, err := launch.ParseProbe(ready)
 			if err != nil {
 				return err
@@ -87,9 +98,9 @@ together; a warm one finds the image pulled and its bytes cached.`,
 				return err
 			}
 			if out != "" {
-				html, err := reports.WriteFiles(out, res)
+				html, err := reports.WriteFiles(out, res, force)
 				if err != nil {
-					return err
+					return forceHint(err)
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s and %s\n", out, html)
 			}
@@ -110,5 +121,6 @@ together; a warm one finds the image pulled and its bytes cached.`,
 	fl.IntVar(&workers, "prefetch-workers", lazymount.DefaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
 	fl.Int64Var(&batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
 	fl.StringVarP(&out, "output", "o", "", "results JSON file; the HTML report goes next to it (.html)")
+	registerForce(fl, &force)
 	return cmd
 }

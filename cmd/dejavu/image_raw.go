@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -20,29 +19,29 @@ func newImageRawCmd() *cobra.Command {
 to OUT as a sparse file: only mapped data is written, the rest stays holes. The
 result is a plain disk image for e2fsck, debugfs or a loop mount.
 
-OUT must not exist unless --force is given.`,
+OUT is written through a temporary file beside it and a rename, so it appears
+only when complete. An existing regular file is replaced only with --force;
+anything else at OUT (a device node such as /dev/null, a symbolic link, a
+directory, a FIFO) is never replaced.`,
 		Example: `  dejavu image raw localhost:5000/app:latest app.raw && e2fsck -fn app.raw
   dejavu image raw oci:./layout:amd64-converted hello.raw && debugfs -R 'ls -l /' hello.raw
   dejavu image raw file:lower.commit,upper.commit merged.raw`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := args[1]
-			if _, err := os.Lstat(out); err == nil && !force {
-				return fmt.Errorf("%s exists; use --force to replace it", out)
-			}
 			ropts, err := rf.options()
 			if err != nil {
 				return err
 			}
-			d, err := backstore.WriteRaw(cmd.Context(), args[0], out, backstore.WithRefOptions(ropts...), backstore.WithLogger(slog.Default()))
+			d, err := backstore.WriteRaw(cmd.Context(), args[0], out, force, backstore.WithRefOptions(ropts...), backstore.WithLogger(slog.Default()))
 			if err != nil {
-				return err
+				return forceHint(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s virtual, %s of data in %d mappings\n", out, humanBytes(d.VirtualSize), humanBytes(d.DataBytes), d.Mappings)
 			return nil
 		},
 	}
 	rf.register(cmd.Flags())
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "replace OUT if it exists")
+	registerForce(cmd.Flags(), &force)
 	return cmd
 }

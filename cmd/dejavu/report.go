@@ -1,17 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dejavu-project/dejavu/internal/safefile"
 	"github.com/dejavu-project/dejavu/reports"
 )
 
 func newReportCmd() *cobra.Command {
 	var format, out string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "report RESULTS.json",
 		Short: "Render the results of dejavu bench as a table, Markdown, JSON or HTML",
@@ -25,12 +29,21 @@ after (miss), and bytes fetched but never read (wasted).
 
 The HTML report is one self-contained file (no network): the table, a bar
 per mode with its spread, and for the median start of each mode a timeline
-of its demand and prefetch fetches.`,
+of its demand and prefetch fetches.
+
+--out is written through a temporary file beside it and a rename. An
+existing regular file is replaced only with --force; anything else there (a
+device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 		Example: `  dejavu report out/bench/results.json
   dejavu report out/bench/results.json -o markdown
   dejavu report out/bench/results.json -o html --out report.html`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if out != "" {
+				if err := safefile.Check(out, safefile.WithReplace(force)); err != nil {
+					return forceHint(err)
+				}
+			}
 			f, err := os.Open(args[0])
 			if err != nil {
 				return err
@@ -44,31 +57,35 @@ of its demand and prefetch fetches.`,
 			// that files from older versions get every column.
 			rtt, _ := time.ParseDuration(res.RTT)
 			res.Summarize(rtt)
-			w := cmd.OutOrStdout()
-			if out != "" {
-				of, err := os.Create(out)
-				if err != nil {
-					return err
-				}
-				defer of.Close()
-				w = of
+			var buf bytes.Buffer
+			if err := render(&buf, res, format); err != nil {
+				return err
 			}
-			switch format {
-			case "table":
-				err = reports.Table(w, res, false)
-			case "markdown":
-				err = reports.Table(w, res, true)
-			case "json":
-				err = reports.WriteJSON(w, res)
-			case "html":
-				err = reports.HTML(w, res)
-			default:
-				return fmt.Errorf("-o %q: want table, markdown, json or html", format)
+			if out == "" {
+				_, err := cmd.OutOrStdout().Write(buf.Bytes())
+				return err
 			}
-			return err
+			return forceHint(safefile.WriteFile(out, buf.Bytes(), safefile.WithReplace(force)))
 		},
 	}
 	cmd.Flags().StringVarP(&format, "output", "o", "table", "table, markdown, json or html")
 	cmd.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
+	registerForce(cmd.Flags(), &force)
 	return cmd
+}
+
+// render writes res in format. The caller renders into memory first, so
+// that an error leaves no half-written output.
+func render(w io.Writer, res *reports.Results, format string) error {
+	switch format {
+	case "table":
+		return reports.Table(w, res, false)
+	case "markdown":
+		return reports.Table(w, res, true)
+	case "json":
+		return reports.WriteJSON(w, res)
+	case "html":
+		return reports.HTML(w, res)
+	}
+	return fmt.Errorf("-o %q: want table, markdown, json or html", format)
 }

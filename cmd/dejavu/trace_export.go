@@ -13,6 +13,7 @@ import (
 func newTraceExportCmd() *cobra.Command {
 	var rf registryFlags
 	var out, format, image string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "export FILE --format overlaybd --image REF -o OUT",
 		Short: "Export a trace to overlaybd's own trace file format",
@@ -20,7 +21,11 @@ func newTraceExportCmd() *cobra.Command {
 unmodified overlaybd: ranges in each layer's uncompressed file, layer 0 the
 bottom. Mapping blob ranges to those needs the layers' indexes, read from the
 image (--image, the image the trace was recorded on; only headers and indexes
-are fetched).`,
+are fetched).
+
+OUT is written through a temporary file beside it and a rename. An existing
+regular file is replaced only with --force; anything else at OUT (a device
+node, a symbolic link, a directory, a FIFO) is never replaced.`,
 		Example: `  dejavu trace export web.djv --format overlaybd --image localhost:5000/app:latest -o trace`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -38,11 +43,12 @@ are fetched).`,
 			if err != nil {
 				return err
 			}
-			return trace.ExportImage(cmd.Context(), t, image, out, backstore.WithRefOptions(ropts...))
+			return forceHint(trace.ExportImage(cmd.Context(), t, image, out, force, backstore.WithRefOptions(ropts...)))
 		},
 	}
 	rf.register(cmd.Flags())
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")
+	registerForce(cmd.Flags(), &force)
 	cmd.Flags().StringVar(&format, "format", "overlaybd", "export format (overlaybd)")
 	cmd.Flags().StringVar(&image, "image", "", "the image the trace was recorded on")
 	return cmd

@@ -5,22 +5,31 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dejavu-project/dejavu/internal/safefile"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
 func newTraceMergeCmd() *cobra.Command {
 	var out string
 	var minRuns int
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "merge FILE... -o OUT",
 		Short: "Merge traces of the same workload and image",
 		Long: `Merge keeps the byte ranges read in at least --min-runs of the traces; the
-earliest first access of a range wins.`,
+earliest first access of a range wins.
+
+OUT is written through a temporary file beside it and a rename. An existing
+regular file is replaced only with --force; anything else at OUT (a device
+node, a symbolic link, a directory, a FIFO) is never replaced.`,
 		Example: `  dejavu trace merge run1.djv run2.djv run3.djv --min-runs 2 -o web.djv`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return errors.New("-o OUT is required")
+			}
+			if err := safefile.Check(out, safefile.WithReplace(force)); err != nil {
+				return forceHint(err)
 			}
 			var ts []*trace.Trace
 			for _, a := range args {
@@ -34,10 +43,11 @@ earliest first access of a range wins.`,
 			if err != nil {
 				return err
 			}
-			return trace.WriteFile(out, m)
+			return forceHint(trace.WriteFile(out, m, trace.WithReplace(force)))
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "merged trace file")
+	registerForce(cmd.Flags(), &force)
 	cmd.Flags().IntVar(&minRuns, "min-runs", 1, "keep ranges seen in at least this many traces")
 	return cmd
 }

@@ -6,21 +6,32 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dejavu-project/dejavu/internal/safefile"
 	"github.com/dejavu-project/dejavu/trace"
 )
 
 func newTracePullCmd() *cobra.Command {
 	var rf registryFlags
 	var out, digest, workload string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "pull REF -o FILE",
 		Short: "Fetch an attached trace",
+		Long: `Pull fetches the trace attached to REF (the newest, the newest of --workload,
+or the one --digest names) and writes it to FILE.
+
+FILE is written through a temporary file beside it and a rename. An existing
+regular file is replaced only with --force; anything else at FILE (a device
+node, a symbolic link, a directory, a FIFO) is never replaced.`,
 		Example: `  dejavu trace pull localhost:5000/app:latest --workload web -o web.djv
   dejavu trace pull localhost:5000/app:latest --digest sha256:... -o pinned.djv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return errors.New("-o FILE is required")
+			}
+			if err := safefile.Check(out, safefile.WithReplace(force)); err != nil {
+				return forceHint(err)
 			}
 			ref, ropts, err := traceRef(args[0], rf)
 			if err != nil {
@@ -30,8 +41,8 @@ func newTracePullCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := trace.WriteFile(out, t); err != nil {
-				return err
+			if err := trace.WriteFile(out, t, trace.WithReplace(force)); err != nil {
+				return forceHint(err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), d)
 			return nil
@@ -39,6 +50,7 @@ func newTracePullCmd() *cobra.Command {
 	}
 	rf.register(cmd.Flags())
 	cmd.Flags().StringVarP(&out, "output", "o", "", "trace file to write")
+	registerForce(cmd.Flags(), &force)
 	cmd.Flags().StringVar(&digest, "digest", "", "the trace artifact digest")
 	cmd.Flags().StringVar(&workload, "workload", "", "the newest trace of this workload")
 	return cmd

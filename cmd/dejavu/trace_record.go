@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dejavu-project/dejavu/internal/safefile"
 	"github.com/dejavu-project/dejavu/record"
 	"github.com/dejavu-project/dejavu/trace"
 )
@@ -17,6 +18,7 @@ func newTraceRecordCmd() *cobra.Command {
 	var recorder, workload, out, devicePath string
 	var duration time.Duration
 	var runs, minRuns int
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "record REF -o FILE [-- CMD ARGS...]",
 		Short: "Record what a workload reads while it starts",
@@ -29,7 +31,12 @@ Recorders: backstore (dejavu's own device reports every read) or ebpf (a
 program on the block_rq_issue tracepoint watches the loop device). With
 --device, the eBPF recorder watches a block device dejavu does not serve, such
 as the real overlaybd's, for --duration, mapping its reads through REF's
-indexes. Needs root.`,
+indexes. Needs root.
+
+FILE is checked before the first run and written through a temporary file
+beside it and a rename. An existing regular file is replaced only with
+--force; anything else at FILE (a device node, a symbolic link, a directory,
+a FIFO) is never replaced.`,
 		Example: `  dejavu trace record localhost:5000/web:latest --ready http://127.0.0.1:8080/ --workload web -o web.djv
   dejavu trace record localhost:5000/py:latest --runs 3 --min-runs 2 -o py.djv -- python3 -c "import numpy"
   dejavu trace record registry.example.com/app:v1 --device /dev/sdb --duration 60s -o app.djv`,
@@ -42,8 +49,11 @@ indexes. Needs root.`,
 			if err != nil {
 				return fmt.Errorf("--recorder: %w", err)
 			}
+			if err := safefile.Check(out, safefile.WithReplace(force)); err != nil {
+				return forceHint(err)
+			}
 			if devicePath != "" {
-				return recordDevice(cmd, devicePath, args[0], f.registry, workload, duration, out)
+				return recordDevice(cmd, devicePath, args[0], f.registry, workload, duration, out, force)
 			}
 			probe, opts, stop, err := f.startOptions(cmd.Context())
 			if err != nil {
@@ -62,8 +72,8 @@ indexes. Needs root.`,
 			if err != nil {
 				return err
 			}
-			if err := trace.WriteFile(out, t); err != nil {
-				return err
+			if err := trace.WriteFile(out, t, trace.WithReplace(force)); err != nil {
+				return forceHint(err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d ranges, %s, over %s\n", out, len(t.Records), humanBytes(t.Bytes()), t.Span().Round(time.Millisecond))
 			return nil
@@ -77,6 +87,7 @@ indexes. Needs root.`,
 	fl.IntVar(&minRuns, "min-runs", 1, "keep ranges read in at least this many runs")
 	fl.StringVar(&workload, "workload", "", "workload name stored in the trace (default: default)")
 	fl.StringVarP(&out, "output", "o", "", "trace file to write")
+	registerForce(fl, &force)
 	fl.StringVar(&devicePath, "device", "", "record a block device dejavu does not serve (with eBPF), e.g. overlaybd's; REF is then the image it holds")
 	fl.DurationVar(&duration, "duration", 30*time.Second, "with --device: how long to record (SIGINT stops earlier)")
 	return cmd
@@ -84,7 +95,7 @@ indexes. Needs root.`,
 
 // recordDevice records the reads of a block device that dejavu does not
 // serve.
-func recordDevice(cmd *cobra.Command, path, ref string, rf registryFlags, workload string, duration time.Duration, out string) error {
+func recordDevice(cmd *cobra.Command, path, ref string, rf registryFlags, workload string, duration time.Duration, out string, force bool) error {
 	ropts, err := rf.options()
 	if err != nil {
 		return err
@@ -94,8 +105,8 @@ func recordDevice(cmd *cobra.Command, path, ref string, rf registryFlags, worklo
 	if err != nil {
 		return err
 	}
-	if err := trace.WriteFile(out, t); err != nil {
-		return err
+	if err := trace.WriteFile(out, t, trace.WithReplace(force)); err != nil {
+		return forceHint(err)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d block requests, %d ranges, %s\n", out, requests, len(t.Records), humanBytes(t.Bytes()))
 	return nil

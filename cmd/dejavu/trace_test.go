@@ -22,7 +22,12 @@ func TestTraceCommands(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "hello.djv")
 	state := t.TempDir()
-	_, errOut := dejavu(t, "trace", "record", ref, "--runs", "2", "--workload", "hello", "-o", file, "--state-dir", state)
+	// An older trace is there: --force replaces it (the output tests
+	// show the refusal without it; this is the replacing write of record).
+	if err := os.WriteFile(file, []byte("older"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut := dejavu(t, "trace", "record", ref, "--runs", "2", "--workload", "hello", "--force", "-o", file, "--state-dir", state)
 	if !strings.Contains(errOut, "run 2: ready in") {
 		t.Fatalf("record:\n%s", errOut)
 	}

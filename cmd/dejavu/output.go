@@ -1,0 +1,27 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/spf13/pflag"
+)
+
+// forceUsage is the one description of --force on every command that
+// writes a file, since the flag means the same everywhere.
+const forceUsage = "replace the output file if it exists and is a regular file (anything else, such as a device node, a symbolic link or a directory, is never replaced)"
+
+// registerForce adds --force/-f for the output files of a command.
+func registerForce(fs *pflag.FlagSet, force *bool) {
+	fs.BoolVarP(force, "force", "f", false, forceUsage)
+}
+
+// forceHint says how to replace an existing output file, which only the
+// CLI can name.
+func forceHint(err error) error {
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w; use --force to replace it", err)
+	}
+	return err
+}
