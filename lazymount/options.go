@@ -17,7 +17,8 @@ import (
 const (
 	DefaultPrefetchWorkers = 4
 	DefaultPrefetchBatch   = 2 << 20
-	// A registry slow to list referrers must not hold up the start.
+	// A registry slow to list referrers, or a trace slow to decode or
+	// plan, must not hold up the start.
 	DefaultTraceWait = 3 * time.Second
 )
 
@@ -94,7 +95,10 @@ func WithPrefetchWorkers(n int) Option { return func(c *config) { c.workers = n 
 func WithPrefetchBatch(n int64) Option { return func(c *config) { c.batch = n } }
 
 // WithTraceWait bounds how long, after the image opened, the mount waits
-// for the trace lookup before it goes on without prefetch.
+// for its trace to be fetched, decoded and planned (default
+// DefaultTraceWait); past it the mount goes on without prefetch, logs the
+// trace as refused and stops the lookup. The snapshotter's mounts take the
+// same option.
 func WithTraceWait(d time.Duration) Option { return func(c *config) { c.wait = d } }
 
 // WithOpened adds a function called with the open image before its file

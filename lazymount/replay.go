@@ -2,6 +2,7 @@ package lazymount
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,9 @@ func (c *config) loadTrace(ctx context.Context, ref imageref.Ref, subject v1.Des
 			return nil, nil
 		}
 		t, d, err := trace.Pull(ctx, ref, append(pull, trace.WithWorkload(c.workload))...)
+		if errors.Is(err, trace.ErrRefused) {
+			return nil, err // said as a refusal by run
+		}
 		if err != nil {
 			c.log.Info("no trace to prefetch", "image", ref.String(), "reason", err)
 			return nil, nil
@@ -42,36 +46,41 @@ func (c *config) loadTrace(ctx context.Context, ref imageref.Ref, subject v1.Des
 	return nil, nil
 }
 
-// startReplay plans and starts the replay; slot is the observer
-// registered when the image was opened.
-func (c *config) startReplay(ctx context.Context, bs *backstore.Fetchable, slot *backstore.Slot, t *trace.Trace) (*prefetch.Engine, error) {
-	var layers []v1.Hash
-	for _, l := range bs.Layers() {
-		layers = append(layers, l.Digest)
-	}
+// planReplay checks the trace against the image's layers and plans it.
+func (c *config) planReplay(bs *backstore.Fetchable, t *trace.Trace) (*replay.Plan, replay.Engine, error) {
 	how, err := c.policy.Engine(c.workers, c.batch)
 	if err != nil {
-		return nil, err
+		return nil, how, err
 	}
-	plan, err := replay.New(t, layers, bs.Held, replay.Options{Policy: c.policy})
+	plan, err := replay.New(t, bs.Layers(), bs.Held, replay.Options{Policy: c.policy})
 	if err != nil {
-		return nil, err
+		return nil, how, err
 	}
 	if plan.Dropped > 0 {
 		c.log.Info("trace records of layers this image lacks were dropped", "records", plan.Dropped, "bytes", plan.DroppedBytes)
 	}
+	return plan, how, nil
+}
+
+// startReplay starts the planned replay; slot is the observer registered
+// when the image was opened.
+func (c *config) startReplay(ctx context.Context, bs *backstore.Fetchable, slot *backstore.Slot, plan *replay.Plan, how replay.Engine) *prefetch.Engine {
 	eng := prefetch.Start(ctx, plan, bs, prefetch.WithWorkers(how.Workers), prefetch.WithBatch(how.Batch),
 		prefetch.WithPriority(how.Priority), prefetch.WithFollow(how.Follow), prefetch.WithLogger(c.log))
 	slot.Set(eng)
-	return eng, nil
+	return eng
 }
 
 // earlyReplay starts the replay as early as the image allows: the trace is
 // looked up as soon as the manifest is resolved, and the prefetch starts as
 // soon as both the trace and the layers' fetchers are there, while the
-// backstore still reads the layers' indexes.
+// backstore still reads the layers' indexes. The trace wait covers all of
+// it, fetching, decoding and planning: none of it holds the lock that wait
+// takes when it gives up.
 type earlyReplay struct {
-	ctx       context.Context
+	ctx       context.Context // the mount's: the engine runs in it
+	lookup    context.Context // the trace's fetch: cancelled when wait gives up
+	stop      context.CancelFunc
 	c         *config
 	ref       imageref.Ref
 	slot      *backstore.Slot
@@ -91,7 +100,8 @@ type earlyResult struct {
 }
 
 func newEarlyReplay(ctx context.Context, c *config, ref imageref.Ref) *earlyReplay {
-	return &earlyReplay{ctx: ctx, c: c, ref: ref, slot: &backstore.Slot{},
+	lookup, stop := context.WithCancel(ctx)
+	return &earlyReplay{ctx: ctx, lookup: lookup, stop: stop, c: c, ref: ref, slot: &backstore.Slot{},
 		fetchable: make(chan *backstore.Fetchable, 1), done: make(chan struct{}), result: make(chan earlyResult, 1)}
 }
 
@@ -108,11 +118,12 @@ func (e *earlyReplay) options() []backstore.Option {
 }
 
 func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
-	t, err := e.c.loadTrace(e.ctx, e.ref, subject, local)
+	defer e.stop()
+	t, err := e.c.loadTrace(e.lookup, e.ref, subject, local)
 	if err != nil {
 		// Prefetch is best effort: a trace that cannot be had or read
 		// costs the start its prefetch, never the start.
-		e.c.log.Warn("not prefetching", "image", e.ref.String(), "trace", e.c.source.String(), "reason", err)
+		e.refuse(err)
 	}
 	if t == nil {
 		e.result <- earlyResult{}
@@ -127,17 +138,35 @@ func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
 		default:
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if bs == nil || !e.openedOK() || e.abandoned {
+	if bs == nil || !e.openedOK() {
 		e.result <- earlyResult{}
 		return
 	}
-	eng, err := e.c.startReplay(e.ctx, bs, e.slot, t)
+	plan, how, err := e.c.planReplay(bs, t)
 	if err != nil {
-		e.c.log.Warn("not prefetching", "image", e.ref.String(), "reason", err)
+		e.refuse(err)
+		e.result <- earlyResult{}
+		return
 	}
-	e.result <- earlyResult{eng: eng}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.openedOK() || e.abandoned {
+		e.result <- earlyResult{}
+		return
+	}
+	e.result <- earlyResult{eng: e.c.startReplay(e.ctx, bs, e.slot, plan, how)}
+}
+
+// refuse logs why the start goes on without prefetch.
+func (e *earlyReplay) refuse(err error) {
+	if e.lookup.Err() != nil && e.ctx.Err() == nil {
+		return // wait gave up and said so
+	}
+	msg := "not prefetching"
+	if errors.Is(err, trace.ErrRefused) {
+		msg = "trace refused; starting without prefetch"
+	}
+	e.c.log.Warn(msg, "image", e.ref.String(), "trace", e.c.source.String(), "reason", err)
 }
 
 // openedOK reports whether Open has not failed (yet).
@@ -188,7 +217,9 @@ func (e *earlyReplay) wait(ctx context.Context) (*prefetch.Engine, error) {
 		default:
 		}
 		e.abandoned = true
-		e.c.log.Warn("the image's trace was not found in time; starting without prefetch", "waited", wait)
+		e.stop()
+		e.c.log.Warn("trace refused: not fetched, decoded and planned within the trace wait; starting without prefetch",
+			"image", e.ref.String(), "trace", e.c.source.String(), "waited", wait)
 		return nil, nil
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
@@ -117,11 +115,7 @@ func TestPrefetchAheadOfTheProgram(t *testing.T) {
 	slot := &backstore.Slot{}
 	bs, _ = fx.run(t, slot)
 	defer bs.Close()
-	var layers []v1.Hash
-	for _, l := range bs.Manifest().Layers {
-		layers = append(layers, l.Digest)
-	}
-	plan, err := replay.New(tr, layers, bs.Held, replay.Options{})
+	plan, err := replay.New(tr, bs.Manifest().Layers, bs.Held, replay.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +142,7 @@ func TestStopMidReplay(t *testing.T) {
 	tr := rec.Trace("test", nil, "test")
 	bs.Close()
 	bs, _ = fx.run(t, nil)
-	var layers []v1.Hash
-	for _, l := range bs.Manifest().Layers {
-		layers = append(layers, l.Digest)
-	}
-	plan, _ := replay.New(tr, layers, bs.Held, replay.Options{MaxUnit: 64 << 10})
+	plan, _ := replay.New(tr, bs.Manifest().Layers, bs.Held, replay.Options{MaxUnit: 64 << 10})
 	eng := prefetch.Start(context.Background(), plan, bs, prefetch.WithWorkers(4))
 	time.Sleep(30 * time.Millisecond)
 	eng.Stop()

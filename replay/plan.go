@@ -70,12 +70,21 @@ func (o Options) withDefaults() Options {
 type Cached func(layer int, off, n int64) bool
 
 // New builds the plan for starting the image with the given layers (bottom
-// first). A trace none of whose layers the image has is refused.
-func New(t *trace.Trace, layers []v1.Hash, cached Cached, opts Options) (*Plan, error) {
+// first, with their sizes). The trace is untrusted: one that Validate or
+// CheckLayers refuses is refused (the error wraps trace.ErrRefused), which
+// bounds the plan by trace.MaxRecords and the layers' bytes; so is a trace
+// none of whose layers the image has.
+func New(t *trace.Trace, layers []v1.Descriptor, cached Cached, opts Options) (*Plan, error) {
 	opts = opts.withDefaults()
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	if err := t.CheckLayers(layers); err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
 	index := map[v1.Hash]int{}
 	for i, l := range layers {
-		index[l] = i
+		index[l.Digest] = i
 	}
 	remap := make([]int, len(t.Layers))
 	matched := 0
@@ -88,7 +97,7 @@ func New(t *trace.Trace, layers []v1.Hash, cached Cached, opts Options) (*Plan, 
 		}
 	}
 	if matched == 0 {
-		return nil, fmt.Errorf("replay: the trace was recorded on %s and shares no layer with this image", t.Image)
+		return nil, fmt.Errorf("replay: %w: it was recorded on %s and shares no layer with this image", trace.ErrRefused, t.Image)
 	}
 	p := &Plan{}
 	var recs []trace.Record

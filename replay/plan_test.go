@@ -15,6 +15,15 @@ func h(s string) v1.Hash {
 	return hh
 }
 
+// sized returns the layers of an image, each of the given size.
+func sized(size int64, digests ...v1.Hash) []v1.Descriptor {
+	var out []v1.Descriptor
+	for _, d := range digests {
+		out = append(out, v1.Descriptor{Digest: d, Size: size})
+	}
+	return out
+}
+
 func TestPlanJoinsOrdersSkipsAndBudgets(t *testing.T) {
 	const ms = time.Millisecond
 	tr := &trace.Trace{Image: h("img"), Layers: []v1.Hash{h("gone"), h("a"), h("b")}, Records: []trace.Record{
@@ -27,7 +36,7 @@ func TestPlanJoinsOrdersSkipsAndBudgets(t *testing.T) {
 		{Layer: 2, Offset: 50 << 20, Length: 9 << 20, First: 6 * ms}, // larger than a unit: split
 	}}
 	// The image has layers a and b, in the other order.
-	image := []v1.Hash{h("b"), h("a")}
+	image := sized(1<<30, h("b"), h("a"))
 	p, err := New(tr, image, nil, Options{MaxUnit: 4 << 20, Gap: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +68,7 @@ func TestPlanJoinsOrdersSkipsAndBudgets(t *testing.T) {
 		t.Errorf("skipped %d, bytes %d, cut %d", p.Skipped, p.Bytes, p.Cut)
 	}
 	// A trace of another image is refused.
-	if _, err := New(tr, []v1.Hash{h("x")}, nil, Options{}); err == nil || !strings.Contains(err.Error(), "shares no layer") {
+	if _, err := New(tr, sized(1<<30, h("x")), nil, Options{}); err == nil || !strings.Contains(err.Error(), "shares no layer") {
 		t.Fatalf("other image: %v", err)
 	}
 }
@@ -69,7 +78,7 @@ func TestFIFOKeepsRecordedOrder(t *testing.T) {
 		{Layer: 0, Offset: 0, Length: 4096, First: 0},
 		{Layer: 0, Offset: 4096, Length: 3 << 20, First: 1},
 	}}
-	p, err := New(tr, []v1.Hash{h("a")}, nil, Options{Policy: PolicyFIFO})
+	p, err := New(tr, sized(1<<30, h("a")), nil, Options{Policy: PolicyFIFO})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,7 +114,7 @@ func WithRefOptions(o ...imageref.Option) AttachOption {
 }
 
 // image resolves ref to its registry name, manifest descriptor and layers.
-func image(ctx context.Context, ref imageref.Ref, opts []imageref.Option) (name.Reference, []remote.Option, v1.Descriptor, []v1.Hash, error) {
+func image(ctx context.Context, ref imageref.Ref, opts []imageref.Option) (name.Reference, []remote.Option, v1.Descriptor, []v1.Descriptor, error) {
 	n, ropts, err := imageref.Remote(ctx, ref, opts...)
 	if err != nil {
 		return nil, nil, v1.Descriptor{}, nil, err
@@ -136,12 +136,8 @@ func image(ctx context.Context, ref imageref.Ref, opts []imageref.Option) (name.
 	if err != nil {
 		return nil, nil, v1.Descriptor{}, nil, err
 	}
-	var layers []v1.Hash
-	for _, l := range m.Layers {
-		layers = append(layers, l.Digest)
-	}
 	ropts = append(ropts, remote.WithReferrersTagFallback(true))
-	return n, ropts, v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, layers, nil
+	return n, ropts, v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, m.Layers, nil
 }
 
 // bind checks t against the image and returns the trace to attach: t
@@ -197,11 +193,15 @@ func Attach(ctx context.Context, ref imageref.Ref, t *Trace, opts ...AttachOptio
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	t, err = bind(t, subject.Digest, layers, cfg.force)
+	var digests []v1.Hash
+	for _, l := range layers {
+		digests = append(digests, l.Digest)
+	}
+	t, err = bind(t, subject.Digest, digests, cfg.force)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	enc, err := Marshal(t)
+	enc, err := checkAttachable(t, layers)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -241,6 +241,29 @@ func Attach(ctx context.Context, ref imageref.Ref, t *Trace, opts ...AttachOptio
 		return v1.Hash{}, fmt.Errorf("trace: push artifact: %w", err)
 	}
 	return d, nil
+}
+
+// checkAttachable encodes t and refuses it when a start would: its records
+// (Validate), against the image's layer sizes (CheckLayers), and its
+// encoded form (Unmarshal's bounds on the encoded size).
+func checkAttachable(t *Trace, layers []v1.Descriptor) ([]byte, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if err := t.CheckLayers(layers); err != nil {
+		return nil, err
+	}
+	enc, err := Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(enc) > MaxEncoded {
+		return nil, refused(fmt.Errorf("trace: encoded in %d bytes, a start reads at most %d", len(enc), MaxEncoded))
+	}
+	if _, err := Unmarshal(enc); err != nil {
+		return nil, err
+	}
+	return enc, nil
 }
 
 func mustHash(s string) v1.Hash {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,5 +225,37 @@ func TestOrasDiscoversTraces(t *testing.T) {
 		if !strings.Contains(string(out), d.String()) {
 			t.Fatalf("oras discover does not list %s:\n%s", d, out)
 		}
+	}
+}
+
+// TestAttachRefusesWhatAStartRefuses: attach checks a trace as a start
+// would, against the image's layer sizes too (issue 13: a trace that made
+// every start stall was attached without a word).
+func TestAttachRefusesWhatAStartRefuses(t *testing.T) {
+	host := testreg.Start(t).Addr
+	ref, tr, bs := recorded(t, host, "w", 50)
+	size := bs.Manifest().Layers[0].Size
+	for _, tc := range []struct {
+		name string
+		add  trace.Record
+		want string
+	}{
+		{"past its layer", trace.Record{Layer: 0, Offset: size, Length: 512}, "points past layer 0"},
+		{"overlapping", tr.Records[0], "overlap"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := *tr
+			bad.Records = append(append([]trace.Record{}, tr.Records...), tc.add)
+			_, err := trace.Attach(context.Background(), ref, &bad)
+			if err == nil || !errors.Is(err, trace.ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrRefused and %q", err, tc.want)
+			}
+			if infos, err := trace.List(context.Background(), ref); err != nil || len(infos) != 0 {
+				t.Fatalf("attached anyway: %v, %v", infos, err)
+			}
+		})
+	}
+	if _, err := trace.Attach(context.Background(), ref, tr); err != nil {
+		t.Fatalf("the recorded trace: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // MediaType is the media type of an encoded trace.
@@ -21,10 +22,10 @@ const Version = 1
 
 var magic = []byte("DJVTRACE")
 
-// Limits on what Decode accepts.
+// Limits on what Decode accepts (see also MaxRecords and decodeLimit).
 const (
 	MaxEncoded = 64 << 20  // bytes of an encoded trace
-	maxDecoded = 256 << 20 // bytes of its msgpack
+	maxDecoded = 256 << 20 // bytes of its msgpack, whatever the encoded size
 )
 
 // Encode writes t: magic, version, then the msgpack form compressed with
@@ -107,8 +108,20 @@ func Decode(r io.Reader) (*Trace, error) {
 	return Unmarshal(b)
 }
 
-// Unmarshal decodes an encoded trace.
+// Unmarshal decodes an encoded trace. The bytes are untrusted: they are
+// decompressed as a stream, never to more than decodeLimit of their size,
+// and every length is checked before anything is allocated for it, so a
+// small trace that claims much is refused after reading its first bytes.
+// Every error wraps ErrRefused.
 func Unmarshal(b []byte) (*Trace, error) {
+	t, err := unmarshal(b)
+	if err != nil {
+		return nil, refused(err)
+	}
+	return t, nil
+}
+
+func unmarshal(b []byte) (*Trace, error) {
 	if len(b) > MaxEncoded {
 		return nil, fmt.Errorf("trace: more than %d bytes", MaxEncoded)
 	}
@@ -118,17 +131,28 @@ func Unmarshal(b []byte) (*Trace, error) {
 	if v := binary.LittleEndian.Uint16(b[len(magic):]); v != Version {
 		return nil, fmt.Errorf("trace: encoding version %d, this dejavu reads %d", v, Version)
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxDecoded), zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return nil, err
-	}
-	defer dec.Close()
-	raw, err := dec.DecodeAll(b[len(magic)+2:], nil)
+	limit := decodeLimit(len(b))
+	// The window is what the decompressor allocates up front: no more than
+	// the output may be, but streaming encoders' usual 8 MiB is allowed.
+	window := uint64(max(limit, 8<<20))
+	dec, err := zstd.NewReader(bytes.NewReader(b[len(magic)+2:]), zstd.WithDecoderMaxMemory(window),
+		zstd.WithDecoderMaxWindow(window), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 	if err != nil {
 		return nil, fmt.Errorf("trace: decompress: %w", err)
 	}
-	t, err := decodeFields(raw)
+	defer dec.Close()
+	lr := &limitedReader{r: dec, left: limit}
+	t, err := decodeFields(lr, limit)
 	if err != nil {
+		if lr.over {
+			return nil, fmt.Errorf("trace: %d encoded bytes decompress to more than %d", len(b), limit)
+		}
+		if lr.err != nil {
+			return nil, fmt.Errorf("trace: decompress: %w", lr.err)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("trace: truncated: %w", err)
+		}
 		return nil, err
 	}
 	if err := t.Validate(); err != nil {
@@ -137,13 +161,38 @@ func Unmarshal(b []byte) (*Trace, error) {
 	return t, nil
 }
 
-func decodeFields(raw []byte) (*Trace, error) {
-	fd := &fieldDecoder{d: msgpack.NewDecoder(bytes.NewReader(raw)), size: len(raw)}
+// limitedReader fails, and says so, past its limit; it keeps the
+// decompressor's error apart from the decoder's.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+	err  error // of r, other than EOF
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		l.over = true
+		return 0, errors.New("trace: decompressed size limit reached")
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if err != nil && err != io.EOF {
+		l.err = err
+	}
+	return n, err
+}
+
+func decodeFields(r io.Reader, size int64) (*Trace, error) {
+	fd := &fieldDecoder{d: msgpack.NewDecoder(r), size: size}
 	n, err := fd.d.DecodeMapLen()
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
-	if err := fd.bound(n, "field map"); err != nil {
+	if err := fd.bound(n, 2, "field map"); err != nil {
 		return nil, err
 	}
 	t := &Trace{}
@@ -155,7 +204,7 @@ func decodeFields(raw []byte) (*Trace, error) {
 		field, ok := fields[key]
 		if !ok {
 			// Fields of later versions that this one does not know.
-			if err := fd.d.Skip(); err != nil {
+			if err := fd.skip(0); err != nil {
 				return nil, fmt.Errorf("trace: field %q: %w", key, err)
 			}
 			continue
@@ -198,14 +247,54 @@ var fields = map[string]func(*fieldDecoder, *Trace) error{
 // fieldDecoder decodes the values of a trace's fields.
 type fieldDecoder struct {
 	d    *msgpack.Decoder
-	size int // bytes of the whole encoding
+	size int64 // most bytes the msgpack form may have
 }
 
-// bound checks a length: every element takes at least one byte, so no
-// length may exceed the input, which bounds every allocation by it.
-func (fd *fieldDecoder) bound(n int, what string) error {
-	if n < 0 || n > fd.size {
-		return fmt.Errorf("trace: %s claims %d entries in %d bytes", what, n, fd.size)
+// bound checks a length: every element takes at least per bytes, so no
+// length may claim more than the input may hold, which bounds every
+// allocation by the encoded size.
+func (fd *fieldDecoder) bound(n, per int, what string) error {
+	if n < 0 || int64(n)*int64(per) > fd.size {
+		return fmt.Errorf("trace: %s claims %d entries, more than %d decompressed bytes can hold", what, n, fd.size)
+	}
+	return nil
+}
+
+// maxSkipDepth bounds the nesting of unknown fields: msgpack's own Skip
+// recurses without a limit, and a deeply nested value would grow the stack
+// by the encoded size times a frame.
+const maxSkipDepth = 16
+
+// skip skips one value, descending into arrays and maps itself.
+func (fd *fieldDecoder) skip(depth int) error {
+	if depth > maxSkipDepth {
+		return fmt.Errorf("nested deeper than %d", maxSkipDepth)
+	}
+	c, err := fd.d.PeekCode()
+	if err != nil {
+		return err
+	}
+	var n int
+	switch {
+	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+		if n, err = fd.d.DecodeArrayLen(); err != nil {
+			return err
+		}
+	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+		if n, err = fd.d.DecodeMapLen(); err != nil {
+			return err
+		}
+		n *= 2
+	default:
+		return fd.d.Skip() // a scalar, string, binary or extension
+	}
+	if err := fd.bound(n, 1, "unknown field"); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		if err := fd.skip(depth + 1); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -239,7 +328,7 @@ func (fd *fieldDecoder) strs(what string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trace: %s: %w", what, err)
 	}
-	if err := fd.bound(n, what); err != nil {
+	if err := fd.bound(n, 1, what); err != nil {
 		return nil, err
 	}
 	out := make([]string, 0, max(n, 0))
@@ -274,11 +363,16 @@ func (fd *fieldDecoder) records(t *Trace) error {
 	if err != nil {
 		return fmt.Errorf("trace: records: %w", err)
 	}
-	if err := fd.bound(m, "records"); err != nil {
+	// A value takes at least one msgpack byte; the record count is
+	// checked here, before the records are allocated or read.
+	if err := fd.bound(m, 1, "records"); err != nil {
 		return err
 	}
 	if m%4 != 0 {
 		return fmt.Errorf("trace: records array of %d values is not made of 4-value records", m)
+	}
+	if m/4 > MaxRecords {
+		return fmt.Errorf("trace: %d records, at most %d are read", m/4, MaxRecords)
 	}
 	t.Records = make([]Record, 0, m/4)
 	for j := 0; j < m/4; j++ {

@@ -1,7 +1,6 @@
 package trace
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
@@ -55,24 +54,6 @@ func (t *Trace) Span() time.Duration {
 		d = max(d, r.First)
 	}
 	return d
-}
-
-// Validate checks that records name existing layers and have sane ranges.
-func (t *Trace) Validate() error {
-	if len(t.Layers) == 0 {
-		return fmt.Errorf("trace: no layers")
-	}
-	for i, r := range t.Records {
-		switch {
-		case r.Layer < 0 || r.Layer >= len(t.Layers):
-			return fmt.Errorf("trace: record %d names layer %d of %d", i, r.Layer, len(t.Layers))
-		case r.Offset < 0 || r.Length <= 0 || r.Offset > 1<<50 || r.Length > 1<<40:
-			return fmt.Errorf("trace: record %d has range %d+%d", i, r.Offset, r.Length)
-		case r.First < 0:
-			return fmt.Errorf("trace: record %d has negative time", i)
-		}
-	}
-	return nil
 }
 
 // Normalize merges overlapping and adjacent ranges of each layer (the

@@ -1,0 +1,220 @@
+package lazymount_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/dejavu-project/dejavu/backstore/imageref"
+	"github.com/dejavu-project/dejavu/lazymount"
+	"github.com/dejavu-project/dejavu/trace"
+)
+
+// hostileTrace encodes the issue's trace for the image: n one-byte records,
+// all the same range of its bottom layer (~22 KB for 62 M records). It is
+// written here, not with trace.Marshal, which would need the records in
+// memory first.
+func hostileTrace(t *testing.T, image v1.Hash, layers []v1.Descriptor, n int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	out.WriteString("DJVTRACE")
+	out.Write(binary.LittleEndian.AppendUint16(nil, trace.Version))
+	zw, err := zstd.NewWriter(&out, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := msgpack.NewEncoder(zw)
+	e.EncodeMapLen(4)
+	e.EncodeString("image")
+	e.EncodeString(image.String())
+	e.EncodeString("workload")
+	e.EncodeString("hostile")
+	e.EncodeString("layers")
+	e.EncodeArrayLen(len(layers))
+	for _, l := range layers {
+		e.EncodeString(l.Digest.String())
+	}
+	e.EncodeString("records")
+	e.EncodeArrayLen(4 * n)
+	chunk := bytes.Repeat([]byte{0, 0, 1, 0}, 1<<18) // {layer 0, offset 0, length 1, first 0}
+	for left := n; left > 0; left -= 1 << 18 {
+		zw.Write(chunk[:4*min(left, 1<<18)])
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+type rawManifest []byte
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// pushUnchecked attaches enc to the image at ref as trace.Attach would,
+// but without its checks: what anyone who can push a referrer can do.
+// trace.Attach refuses such a trace (trace's TestAttachRefusesWhatAStartRefuses).
+func pushUnchecked(t *testing.T, ref string, enc func(v1.Hash, []v1.Descriptor) []byte) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := imageref.Parse(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ropts, err := imageref.Remote(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ropts = append(ropts, remote.WithReferrersTagFallback(true))
+	desc, err := remote.Get(n, ropts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := enc(desc.Digest, m.Layers)
+	config, layer := static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json"), static.NewLayer(blob, trace.MediaType)
+	for _, l := range []v1.Layer{config, layer} {
+		if err := remote.WriteLayer(n.Context(), l, ropts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cd, _ := config.Digest()
+	ld, _ := layer.Digest()
+	subject := desc.Descriptor
+	raw, err := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": types.OCIManifestSchema1, "artifactType": trace.ArtifactType,
+		"config":      v1.Descriptor{MediaType: "application/vnd.oci.empty.v1+json", Digest: cd, Size: 2},
+		"layers":      []v1.Descriptor{{MediaType: trace.MediaType, Digest: ld, Size: int64(len(blob))}},
+		"subject":     v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
+		"annotations": map[string]string{trace.AnnotationWorkload: "hostile", trace.AnnotationRecords: "1", trace.AnnotationCreated: time.Now().UTC().Format(time.RFC3339)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, _ := v1.SHA256(bytes.NewReader(raw))
+	if err := remote.Put(n.Context().Digest(d.String()), rawManifest(raw), ropts...); err != nil {
+		t.Fatal(err)
+	}
+	if infos, err := trace.List(ctx, r); err != nil || len(infos) != 1 {
+		t.Fatalf("pushed, but listed %+v, %v", infos, err)
+	}
+}
+
+// started is a mount that timedStart made.
+type started struct {
+	m     *lazymount.Mount
+	dir   string
+	took  time.Duration
+	alloc uint64 // bytes allocated while starting
+	log   string
+}
+
+// timedStart starts ref (with its attached trace, unless opts say
+// otherwise) and measures the start.
+func timedStart(t *testing.T, ref string, opts ...lazymount.Option) started {
+	t.Helper()
+	// A file, not a buffer: the mount's goroutines may log while the test
+	// reads what was logged.
+	log, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	opts = append(opts, lazymount.WithLogger(slog.New(slog.NewTextHandler(log, nil))))
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	begin := time.Now()
+	m, dir := start(t, ref, opts...)
+	took := time.Since(begin)
+	runtime.ReadMemStats(&after)
+	t.Cleanup(func() { m.Close() })
+	logged, err := os.ReadFile(log.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return started{m, dir, took, after.TotalAlloc - before.TotalAlloc, string(logged)}
+}
+
+// TestHostileTraceAttached: the issue's 62 M-record trace, attached to the
+// real hello-world image, makes a start lose its prefetch, not its time
+// (issue 13: ready after 29.6 s instead of ~15 ms, at 10.5 GB): the start
+// is ready within the trace wait of a start without a trace, and the log
+// says the trace was refused.
+func TestHostileTraceAttached(t *testing.T) {
+	ref := helloWorld(t)
+	base := timedStart(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}))
+	pushUnchecked(t, ref, func(img v1.Hash, layers []v1.Descriptor) []byte {
+		return hostileTrace(t, img, layers, 62_000_000)
+	})
+
+	const wait = time.Second
+	s := timedStart(t, ref, lazymount.WithTraceWait(wait))
+	t.Logf("start without a trace: %v, %.1f MiB allocated; with the hostile trace: %v, %.1f MiB", base.took,
+		float64(base.alloc)/(1<<20), s.took, float64(s.alloc)/(1<<20))
+	if s.took > base.took+wait {
+		t.Errorf("ready after %v, want within the trace wait (%v) of %v", s.took, wait, base.took)
+	}
+	if s.alloc > base.alloc+64<<20 {
+		t.Errorf("allocated %d bytes, a start without a trace %d", s.alloc, base.alloc)
+	}
+	if s.m.Prefetching() {
+		t.Error("prefetching the hostile trace")
+	}
+	if !strings.Contains(s.log, "trace refused") || !strings.Contains(s.log, "records claims 248000000 entries") {
+		t.Errorf("log does not say the trace was refused:\n%s", s.log)
+	}
+	if _, err := os.ReadFile(filepath.Join(s.dir, "hello")); err != nil {
+		t.Fatalf("/hello: %v", err)
+	}
+}
+
+// TestTraceWaitCoversTheLookup: a trace that never comes (a FIFO nobody
+// writes) holds the start for the trace wait and no longer, and the log
+// says the trace was refused.
+func TestTraceWaitCoversTheLookup(t *testing.T) {
+	ref := helloWorld(t)
+	fifo := filepath.Join(t.TempDir(), "trace.djv")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Unblock the lookup's open at the end, so that its goroutine ends.
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	base := timedStart(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}))
+	const wait = 300 * time.Millisecond
+	s := timedStart(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceFile, Path: fifo}), lazymount.WithTraceWait(wait))
+	t.Logf("start without a trace: %v; with a trace that never comes: %v (wait %v)", base.took, s.took, wait)
+	if s.took < wait || s.took > base.took+wait+time.Second {
+		t.Errorf("ready after %v, want about the wait (%v) after %v", s.took, wait, base.took)
+	}
+	if s.m.Prefetching() || !strings.Contains(s.log, "trace refused") {
+		t.Errorf("prefetching %v; log:\n%s", s.m.Prefetching(), s.log)
+	}
+}
