@@ -11,17 +11,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 )
-
-// rawManifest is a manifest pushed as it is, whatever it says.
-type rawManifest []byte
-
-func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
-func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
 // TestManyLayersRefusedUpFront: a manifest naming one layer 5,000 times
 // (the registry's to write) is refused before any work per layer; it cost
@@ -54,7 +47,7 @@ func TestManyLayersRefusedUpFront(t *testing.T) {
 	}
 	ref := reg.Ref("many:v1")
 	dst, _ := name.ParseReference(ref, name.Insecure)
-	if err := remote.Put(dst, rawManifest(raw)); err != nil {
+	if err := remote.Put(dst, testreg.RawManifest(raw)); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -2,9 +2,7 @@ package lazymount_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
-	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,13 +13,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/dejavu-project/dejavu/backstore/imageref"
+	"github.com/dejavu-project/dejavu/internal/testutil/tracetest"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/trace"
 )
@@ -60,67 +55,6 @@ func hostileTrace(t *testing.T, image v1.Hash, layers []v1.Descriptor, n int) []
 		t.Fatal(err)
 	}
 	return out.Bytes()
-}
-
-type rawManifest []byte
-
-func (r rawManifest) RawManifest() ([]byte, error)        { return r, nil }
-func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
-
-// pushUnchecked attaches enc to the image at ref as trace.Attach would,
-// but without its checks: what anyone who can push a referrer can do.
-// trace.Attach refuses such a trace (trace's TestAttachRefusesWhatAStartRefuses).
-func pushUnchecked(t *testing.T, ref string, enc func(v1.Hash, []v1.Descriptor) []byte) {
-	t.Helper()
-	ctx := context.Background()
-	r, err := imageref.Parse(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, ropts, err := imageref.Remote(ctx, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ropts = append(ropts, remote.WithReferrersTagFallback(true))
-	desc, err := remote.Get(n, ropts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := desc.Image()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob := enc(desc.Digest, m.Layers)
-	config, layer := static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json"), static.NewLayer(blob, trace.MediaType)
-	for _, l := range []v1.Layer{config, layer} {
-		if err := remote.WriteLayer(n.Context(), l, ropts...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cd, _ := config.Digest()
-	ld, _ := layer.Digest()
-	subject := desc.Descriptor
-	raw, err := json.Marshal(map[string]any{
-		"schemaVersion": 2, "mediaType": types.OCIManifestSchema1, "artifactType": trace.ArtifactType,
-		"config":      v1.Descriptor{MediaType: "application/vnd.oci.empty.v1+json", Digest: cd, Size: 2},
-		"layers":      []v1.Descriptor{{MediaType: trace.MediaType, Digest: ld, Size: int64(len(blob))}},
-		"subject":     v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
-		"annotations": map[string]string{trace.AnnotationWorkload: "hostile", trace.AnnotationRecords: "1", trace.AnnotationCreated: time.Now().UTC().Format(time.RFC3339)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, _, _ := v1.SHA256(bytes.NewReader(raw))
-	if err := remote.Put(n.Context().Digest(d.String()), rawManifest(raw), ropts...); err != nil {
-		t.Fatal(err)
-	}
-	if infos, err := trace.List(ctx, r); err != nil || len(infos) != 1 {
-		t.Fatalf("pushed, but listed %+v, %v", infos, err)
-	}
 }
 
 // started is a mount that timedStart made.
@@ -167,9 +101,9 @@ func timedStart(t *testing.T, ref string, opts ...lazymount.Option) started {
 func TestHostileTraceAttached(t *testing.T) {
 	ref := helloWorld(t)
 	base := timedStart(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}))
-	pushUnchecked(t, ref, func(img v1.Hash, layers []v1.Descriptor) []byte {
+	tracetest.PushUnchecked(t, ref, func(img v1.Hash, layers []v1.Descriptor) []byte {
 		return hostileTrace(t, img, layers, 62_000_000)
-	})
+	}, nil)
 
 	const wait = time.Second
 	s := timedStart(t, ref, lazymount.WithTraceWait(wait))

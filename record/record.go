@@ -40,6 +40,9 @@ func (c *config) check() error {
 	if _, err := ParseRecorder(string(c.recorder)); err != nil {
 		return err
 	}
+	if err := trace.ValidWorkload(c.workload); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
 	if c.runs < 1 || c.minRuns < 1 || c.minRuns > c.runs {
 		return fmt.Errorf("record: %d runs, min-runs %d: want 1 <= min-runs <= runs", c.runs, c.minRuns)
 	}

@@ -314,6 +314,14 @@ func referrers(n name.Reference, subject v1.Descriptor, ropts []remote.Option) (
 			continue
 		}
 		in := Info{Digest: d.Digest, Workload: d.Annotations[AnnotationWorkload], Recorder: d.Annotations[AnnotationRecorder]}
+		// Annotations are whoever pushed the referrer's to write: a name
+		// that is not a workload name is shown quoted, never as it is.
+		if ValidWorkload(in.Workload) != nil && in.Workload != "" {
+			in.Workload = strconv.QuoteToASCII(in.Workload)
+		}
+		if ValidWorkload(in.Recorder) != nil && in.Recorder != "" {
+			in.Recorder = strconv.QuoteToASCII(in.Recorder)
+		}
 		in.Records, _ = strconv.Atoi(d.Annotations[AnnotationRecords])
 		in.Bytes, _ = strconv.ParseInt(d.Annotations[AnnotationBytes], 10, 64)
 		in.Created, _ = time.Parse(time.RFC3339, d.Annotations[AnnotationCreated])

@@ -3,7 +3,9 @@ package trace
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -58,6 +60,11 @@ func decodeLimit(n int) int64 {
 func (t *Trace) Validate() error {
 	if len(t.Layers) == 0 {
 		return refused(fmt.Errorf("trace: no layers"))
+	}
+	if t.Workload != "" {
+		if err := ValidWorkload(t.Workload); err != nil {
+			return refused(err)
+		}
 	}
 	if len(t.Records) > MaxRecords {
 		return refused(fmt.Errorf("trace: %d records, at most %d are read", len(t.Records), MaxRecords))
@@ -116,6 +123,19 @@ func (t *Trace) CheckLayers(layers []v1.Descriptor) error {
 			return refused(fmt.Errorf("trace: record %d (%d+%d) points past layer %d (%s, %d bytes)",
 				i, r.Offset, r.Length, r.Layer, t.Layers[r.Layer], n))
 		}
+	}
+	return nil
+}
+
+var workloadName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidWorkload refuses a workload name that is not letters, digits, '.',
+// '_' and '-' (at most 128, not starting with a punctuation mark): a name
+// comes from whoever pushed the trace, and ends up on terminals and in
+// file names.
+func ValidWorkload(name string) error {
+	if !workloadName.MatchString(name) {
+		return fmt.Errorf("trace: workload name %s: want letters, digits, '.', '_' or '-' (at most 128)", strconv.QuoteToASCII(name))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package testreg
 
 import (
 	"context"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"io"
 	"log"
 	"net"
@@ -197,3 +198,13 @@ func Silent(t testing.TB) string {
 	}()
 	return ln.Addr().String()
 }
+
+// RawManifest is a manifest pushed byte for byte, whatever it says (an OCI
+// image manifest by media type), for tests of what readers do with it.
+type RawManifest []byte
+
+// RawManifest returns the bytes.
+func (m RawManifest) RawManifest() ([]byte, error) { return m, nil }
+
+// MediaType says it is an OCI image manifest.
+func (m RawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
