@@ -145,3 +145,27 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// endless is a stream that never ends: a string that is never closed.
+type endless struct{ started bool }
+
+func (e *endless) Read(p []byte) (int, error) {
+	n := 0
+	if !e.started {
+		n = copy(p, `{"image": "`)
+		e.started = true
+	}
+	for i := n; i < len(p); i++ {
+		p[i] = 'a'
+	}
+	return len(p), nil
+}
+
+// TestReadEndlessStream: results that never end are refused at the bound
+// with an error saying so, not after reading without limit.
+func TestReadEndlessStream(t *testing.T) {
+	_, err := Read(&endless{})
+	if err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+		t.Fatalf("Read of an endless stream: %v", err)
+	}
+}

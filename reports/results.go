@@ -164,11 +164,18 @@ func median(v []int64) int64 {
 	return s[(len(s)-1)/2]
 }
 
+// maxResults bounds what Read takes in: the results of thousands of
+// starts, timelines included, are a few MiB.
+const maxResults = 64 << 20
+
 // Read decodes results written by WriteJSON.
 func Read(r io.Reader) (*Results, error) {
 	var res Results
-	dec := json.NewDecoder(io.LimitReader(r, 256<<20))
-	if err := dec.Decode(&res); err != nil {
+	lr := &io.LimitedReader{R: r, N: maxResults + 1}
+	if err := json.NewDecoder(lr).Decode(&res); err != nil {
+		if lr.N <= 0 {
+			return nil, fmt.Errorf("reports: the results are larger than %d MiB; not a results file", maxResults>>20)
+		}
 		return nil, fmt.Errorf("reports: %w", err)
 	}
 	if len(res.Starts) == 0 {

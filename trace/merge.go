@@ -14,10 +14,16 @@ func Merge(runs []*Trace, minRuns int) (*Trace, error) {
 		return nil, fmt.Errorf("trace: nothing to merge")
 	}
 	minRuns = max(minRuns, 1)
+	if minRuns > len(runs) {
+		return nil, fmt.Errorf("trace: min-runs %d, but %d traces to merge: no range could be kept", minRuns, len(runs))
+	}
 	base := runs[0]
 	for i, t := range runs[1:] {
 		if t.Image != base.Image || !slices.Equal(t.Layers, base.Layers) {
 			return nil, fmt.Errorf("trace: run %d was recorded on image %s, run 0 on %s", i+1, t.Image, base.Image)
+		}
+		if t.Workload != base.Workload {
+			return nil, fmt.Errorf("trace: run %d is of workload %q, run 0 of %q: merge runs of one workload", i+1, t.Workload, base.Workload)
 		}
 	}
 	out := *base
@@ -30,6 +36,9 @@ func Merge(runs []*Trace, minRuns int) (*Trace, error) {
 		out.Records = append(out.Records, mergeLayer(runs, layer, minRuns)...)
 	}
 	out.Records = normalize(out.Records)
+	if len(out.Records) == 0 && slices.ContainsFunc(runs, func(t *Trace) bool { return len(t.Records) > 0 }) {
+		return nil, fmt.Errorf("trace: no range was read in %d of the %d traces: the merge would be empty", minRuns, len(runs))
+	}
 	return &out, nil
 }
 

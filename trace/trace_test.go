@@ -191,3 +191,28 @@ func TestExportLayout(t *testing.T) {
 		t.Fatalf("records cover %d bytes", total)
 	}
 }
+
+// TestMergeRefusesWhatCannotBeMerged: traces of different workloads, a
+// min-runs larger than the traces given, and runs sharing no range are
+// errors, not a silently mixed or empty trace.
+func TestMergeRefusesWhatCannotBeMerged(t *testing.T) {
+	base := Trace{Image: hashOf("i"), Layers: []v1.Hash{hashOf("a")}, Workload: "web"}
+	r1, r2 := base, base
+	r1.Records = []Record{{0, 0, 100, 10}}
+	r2.Records = []Record{{0, 500, 100, 5}}
+	other := r2
+	other.Workload = "batch"
+	for _, tc := range []struct {
+		runs    []*Trace
+		minRuns int
+		want    string
+	}{
+		{[]*Trace{&r1, &other}, 1, `workload "batch"`},
+		{[]*Trace{&r1, &r2}, 3, "min-runs 3, but 2 traces"},
+		{[]*Trace{&r1, &r2}, 2, "the merge would be empty"},
+	} {
+		if _, err := Merge(tc.runs, tc.minRuns); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Merge(min-runs %d): %v, want %q", tc.minRuns, err, tc.want)
+		}
+	}
+}

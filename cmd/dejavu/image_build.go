@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -35,6 +36,11 @@ Run it as root to keep the owners of DIR's files.`,
 			}
 			if dest.Kind == imageref.KindFiles {
 				return fmt.Errorf("DEST %s: write to a registry or an OCI layout", args[1])
+			}
+			for _, kv := range env {
+				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+					return fmt.Errorf("--env %q: want KEY=VALUE", kv)
+				}
 			}
 			opts, err := lf.options()
 			if err != nil {
