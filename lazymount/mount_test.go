@@ -22,9 +22,7 @@ import (
 // embedded registry and returns its reference.
 func helloWorld(t *testing.T) string {
 	t.Helper()
-	testenv.RequireRoot(t)
-	testenv.RequireLoop(t)
-	testenv.RequireFUSE(t)
+	testenv.RequireLazyMount(t)
 	return testreg.Start(t).HelloWorld(t, "hello:obd")
 }
 

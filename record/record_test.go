@@ -22,9 +22,7 @@ func TestMain(m *testing.M) {
 // embedded registry.
 func helloWorld(t *testing.T) string {
 	t.Helper()
-	testenv.RequireRoot(t)
-	testenv.RequireLoop(t)
-	testenv.RequireFUSE(t)
+	testenv.RequireLazyMount(t)
 	return testreg.Start(t).HelloWorld(t, "hello:obd")
 }
 

@@ -23,9 +23,7 @@ bottom. Mapping blob ranges to those needs the layers' indexes, read from the
 image (--image, the image the trace was recorded on; only headers and indexes
 are fetched).
 
-OUT is written through a temporary file beside it and a rename. An existing
-regular file is replaced only with --force; anything else at OUT (a device
-node, a symbolic link, a directory, a FIFO) is never replaced.`,
+` + outputHelp("OUT"),
 		Example: `  dejavu trace export web.djv --format overlaybd --image localhost:5000/app:latest -o trace`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -19,9 +19,7 @@ func newTraceMergeCmd() *cobra.Command {
 		Long: `Merge keeps the byte ranges read in at least --min-runs of the traces; the
 earliest first access of a range wins.
 
-OUT is written through a temporary file beside it and a rename. An existing
-regular file is replaced only with --force; anything else at OUT (a device
-node, a symbolic link, a directory, a FIFO) is never replaced.`,
+` + outputHelp("OUT"),
 		Example: `  dejavu trace merge run1.djv run2.djv run3.djv --min-runs 2 -o web.djv`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

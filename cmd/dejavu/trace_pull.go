@@ -20,9 +20,7 @@ func newTracePullCmd() *cobra.Command {
 		Long: `Pull fetches the trace attached to REF (the newest, the newest of --workload,
 or the one --digest names) and writes it to FILE.
 
-FILE is written through a temporary file beside it and a rename. An existing
-regular file is replaced only with --force; anything else at FILE (a device
-node, a symbolic link, a directory, a FIFO) is never replaced.`,
+` + outputHelp("FILE"),
 		Example: `  dejavu trace pull localhost:5000/app:latest --workload web -o web.djv
   dejavu trace pull localhost:5000/app:latest --digest sha256:... -o pinned.djv`,
 		Args: cobra.ExactArgs(1),

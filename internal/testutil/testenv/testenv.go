@@ -104,3 +104,12 @@ func RequireFUSE(t testing.TB) {
 		Skip(t, "test needs /dev/fuse")
 	}
 }
+
+// RequireLazyMount skips (or fails when strict) unless the machine can
+// mount an image lazily: root, loop devices and FUSE.
+func RequireLazyMount(t testing.TB) {
+	t.Helper()
+	RequireRoot(t)
+	RequireLoop(t)
+	RequireFUSE(t)
+}
