@@ -2,7 +2,6 @@ package snapshotter
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/dejavu-project/dejavu/trace"
@@ -67,7 +66,6 @@ func imageOf(labels map[string]string) (string, error) {
 	return repo + "@" + dgst, nil
 }
 
-var recordName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // choice is what a container's labels ask of its image mount.
 type choice struct {
@@ -88,7 +86,8 @@ func choiceOf(labels map[string]string) (choice, error) {
 		}
 		c.trace = src
 	}
-	if c.record != "" && !recordName.MatchString(c.record) {
+	// The name is the recorded trace's workload, and its file's name.
+	if c.record != "" && trace.ValidWorkload(c.record) != nil {
 		return c, fmt.Errorf("label %s=%q: want a name of letters, digits, '.', '_' or '-'", LabelRecord, c.record)
 	}
 	return c, nil
