@@ -66,7 +66,6 @@ func imageOf(labels map[string]string) (string, error) {
 	return repo + "@" + dgst, nil
 }
 
-
 // choice is what a container's labels ask of its image mount.
 type choice struct {
 	trace    trace.SourceSpec
