@@ -138,7 +138,9 @@ func (e *earlyReplay) run(subject v1.Descriptor, local bool) {
 		default:
 		}
 	}
-	if bs == nil || !e.openedOK() {
+	// Nothing to plan for when the image failed to open or the wait has
+	// already given up (it cancels the lookup).
+	if bs == nil || !e.openedOK() || e.lookup.Err() != nil {
 		e.result <- earlyResult{}
 		return
 	}

@@ -63,6 +63,9 @@ func (h headerDeadline) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 		}
 		cancel()
+		if cerr := req.Context().Err(); cerr != nil {
+			return nil, cerr // the caller gave up first: say so, not the timeout
+		}
 		return nil, fmt.Errorf("imageref: %s %s: no answer within %s", req.Method, req.URL.Redacted(), h.d)
 	}
 	if err != nil {

@@ -45,6 +45,8 @@ func (d diskBlobs) Delete(ctx context.Context, repo string, h v1.Hash) error {
 
 // Put writes the blob to a temporary file beside the store, verified as
 // it is read, and renames it into place; on any failure the file goes.
+// It is go-containerregistry's disk Put (same temporary names, same blob
+// paths, which Get and Stat read) plus that removal.
 func (d diskBlobs) Put(_ context.Context, _ string, h v1.Hash, rc io.ReadCloser) (err error) {
 	f, err := os.CreateTemp(d.dir, "upload-*")
 	if err != nil {

@@ -2,7 +2,6 @@ package testreg
 
 import (
 	"context"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"io"
 	"log"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/dejavu-project/dejavu/internal/registry"
 )
