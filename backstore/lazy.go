@@ -257,13 +257,17 @@ func (b *lazyBlob) fetchRuns(ctx context.Context, runs []pageRun, cause Cause) e
 		defer b.demand.Add(-1)
 	}
 	finished := make([]bool, len(runs))
+	start := time.Now()
+	var first time.Duration
 	finish := func(i int, err error) {
 		if !finished[i] {
 			finished[i] = true
+			if err == nil && first == 0 {
+				first = time.Since(start)
+			}
 			b.finishRun(runs[i], bufs[i], err)
 		}
 	}
-	start := time.Now()
 	attempts, err := b.fetchInto(ctx, offs, bufs, func(i int) { finish(i, nil) })
 	if err != nil {
 		err = fmt.Errorf("layer %d blob %s: %w", b.layer, b.digest, err)
@@ -276,7 +280,7 @@ func (b *lazyBlob) fetchRuns(ctx context.Context, runs []pageRun, cause Cause) e
 	}
 	if len(b.obs) > 0 {
 		ev := BlobFetch{Layer: b.layer, Digest: b.digest, Offset: offs[0], Length: total, Ranges: len(runs), Cause: cause,
-			Start: start, Latency: time.Since(start), Attempts: attempts, Err: err}
+			Start: start, Latency: time.Since(start), FirstRun: first, Attempts: attempts, Err: err}
 		for _, o := range b.obs {
 			o.BlobFetch(ev)
 		}

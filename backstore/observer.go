@@ -48,8 +48,11 @@ type BlobFetch struct {
 	Cause          Cause
 	Start          time.Time
 	Latency        time.Duration
-	Attempts       int
-	Err            error
+	// FirstRun is how long after Start the first of its ranges was in the
+	// cache: when the request's first bytes were of use.
+	FirstRun time.Duration
+	Attempts int
+	Err      error
 }
 
 // Observer sees what the backstore does. Its methods are called

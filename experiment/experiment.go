@@ -61,8 +61,11 @@ type Experiment struct {
 	Modes     []reports.Mode
 	Runs      int
 	RTT       time.Duration
-	Bandwidth int64           // bytes per second; 0: unlimited
-	Runtime   reports.Runtime // reports.RuntimeDejavu (default) or reports.RuntimeContainerd
+	Bandwidth int64 // bytes per second; 0: unlimited
+	// Profile names the link (see Profiles) for the results; empty when
+	// RTT and Bandwidth were given by hand.
+	Profile string
+	Runtime reports.Runtime // reports.RuntimeDejavu (default) or reports.RuntimeContainerd
 	// Trace and Workload choose the trace for prefetch and fifo starts
 	// (lazymount.WithTrace, WithWorkload): auto (default), FILE or
 	// sha256:DIGEST; Workers and Batch tune the prefetch.
@@ -112,7 +115,7 @@ func Run(ctx context.Context, e Experiment) (*reports.Results, error) {
 		return nil, err
 	}
 	defer s.Close()
-	res := &reports.Results{Image: e.Ref, Command: e.Program.Args, Ready: e.ReadySpec, RTT: e.RTT.String(), Bandwidth: e.Bandwidth, Runs: e.Runs, Runtime: e.Runtime}
+	res := &reports.Results{Image: e.Ref, Workload: e.Workload, Command: e.Program.Args, Ready: e.ReadySpec, RTT: e.RTT.String(), Bandwidth: e.Bandwidth, Runs: e.Runs, Runtime: e.Runtime, Profile: e.Profile}
 	for run := 1; run <= e.Runs; run++ {
 		for k := range e.Modes {
 			// Rotate the order so that no mode always follows another.

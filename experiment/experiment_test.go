@@ -16,7 +16,8 @@ func TestParseModes(t *testing.T) {
 		want    []reports.Mode
 		wantErr string
 	}{
-		{reports.RuntimeDejavu, "full,lazy,prefetch,fifo,warm", reports.AllModes, ""},
+		{reports.RuntimeDejavu, "full,lazy,prefetch,fifo,warm,local", reports.AllModes, ""},
+		{reports.RuntimeContainerd, "local", nil, `mode "local"`},
 		{reports.RuntimeDejavu, "lazy", []reports.Mode{reports.ModeLazy}, ""},
 		{reports.RuntimeContainerd, "lazy,prefetch,warm", []reports.Mode{reports.ModeLazy, reports.ModePrefetch, reports.ModeWarm}, ""},
 		{reports.RuntimeContainerd, "fifo", nil, `mode "fifo": want some of lazy,prefetch,warm with the containerd runtime`},

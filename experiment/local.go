@@ -19,6 +19,7 @@ import (
 type localStarter struct {
 	e    *Experiment
 	work string
+	disk *localDisk // written at the first local start
 }
 
 func newLocalStarter(e *Experiment) (*localStarter, error) {
@@ -32,6 +33,9 @@ func newLocalStarter(e *Experiment) (*localStarter, error) {
 func (s *localStarter) Close() error { return os.RemoveAll(s.work) }
 
 func (s *localStarter) start(ctx context.Context, mode reports.Mode, ref string, proxy *netshape.Proxy) (reports.Start, error) {
+	if mode == reports.ModeLocal {
+		return s.startLocal(ctx, ref, proxy)
+	}
 	cache, err := os.MkdirTemp(s.work, "cache-"+string(mode)+"-")
 	if err != nil {
 		return reports.Start{}, err
@@ -44,7 +48,7 @@ func (s *localStarter) start(ctx context.Context, mode reports.Mode, ref string,
 		opts = append(opts, lazymount.WithTrace(s.e.source), lazymount.WithWorkload(s.e.Workload), lazymount.WithPolicy(replay.PolicyFIFO))
 	case reports.ModeWarm:
 		os.Remove(cache)
-		cache = s.work + "/warm-cache"
+		cache = s.warmCache()
 		if err := s.fillWarmCache(ctx, ref, cache); err != nil {
 			return reports.Start{}, err
 		}
@@ -73,6 +77,9 @@ func (s *localStarter) start(ctx context.Context, mode reports.Mode, ref string,
 	}
 	return st, nil
 }
+
+// warmCache is the cache the warm starts share.
+func (s *localStarter) warmCache() string { return s.work + "/warm-cache" }
 
 // fillWarmCache fills the warm cache once, outside the measurement.
 func (s *localStarter) fillWarmCache(ctx context.Context, ref, cache string) error {

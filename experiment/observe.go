@@ -60,7 +60,7 @@ func (t *timeline) since(start time.Time) []reports.Fetch {
 	defer t.mu.Unlock()
 	out := make([]reports.Fetch, 0, len(t.fetches))
 	for _, f := range t.fetches {
-		out = append(out, reports.Fetch{At: f.Start.Sub(start).Seconds(), Took: f.Latency.Seconds(), Cause: f.Cause.String(),
+		out = append(out, reports.Fetch{At: f.Start.Sub(start).Seconds(), Took: f.Latency.Seconds(), First: f.FirstRun.Seconds(), Cause: f.Cause.String(),
 			Bytes: f.Length, Ranges: max(f.Ranges, 1)})
 	}
 	return out

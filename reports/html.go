@@ -30,7 +30,8 @@ func HTML(w io.Writer, r *Results) error {
 		Mbit      string
 		Bars      template.HTML
 		Timelines []template.HTML
-	}{r, rows(r), limitLine(r), strconv.FormatFloat(float64(r.Bandwidth)*8/1e6, 'f', -1, 64), template.HTML(barsSVG(r)), timelines})
+		Breakdown []string
+	}{r, rows(r), limitLine(r), strconv.FormatFloat(float64(r.Bandwidth)*8/1e6, 'f', -1, 64), template.HTML(barsSVG(r)), timelines, breakdownLines(r)})
 }
 
 var page = template.Must(template.New("report").Parse(`<!DOCTYPE html>
@@ -51,7 +52,8 @@ svg { display: block; margin: 1em 0; }
 <table>{{range $i, $row := .Rows}}<tr>{{range $row}}{{if eq $i 0}}<th>{{.}}</th>{{else}}<td>{{.}}</td>{{end}}{{end}}</tr>
 {{end}}</table>
 <p>{{.Limit}}</p>
-<h2>Time to ready</h2>
+{{range .Breakdown}}<p>{{.}}</p>
+{{end}}<h2>Time to ready</h2>
 <p>Bars are medians; the thin line spans min to max, the tick marks p90; the dashed line is the physical limit.</p>
 {{.Bars}}
 <h2>Fetches during one start of each mode</h2>

@@ -13,10 +13,14 @@ const (
 	ModePrefetch Mode = "prefetch" // the trace replayed with dejavu's policy
 	ModeFIFO     Mode = "fifo"     // the trace replayed as overlaybd does
 	ModeWarm     Mode = "warm"     // everything in the local cache already
+	// ModeLocal starts the same ext4 from a local file on a loop device,
+	// without dejavu: what a warm start would cost with no FUSE, no lazy
+	// backstore and no decompression in the way.
+	ModeLocal Mode = "local"
 )
 
 // AllModes are the modes, in the order they are usually compared.
-var AllModes = []Mode{ModeFull, ModeLazy, ModePrefetch, ModeFIFO, ModeWarm}
+var AllModes = []Mode{ModeFull, ModeLazy, ModePrefetch, ModeFIFO, ModeWarm, ModeLocal}
 
 // ParseMode reads a mode's name.
 func ParseMode(s string) (Mode, error) {
@@ -25,7 +29,7 @@ func ParseMode(s string) (Mode, error) {
 			return m, nil
 		}
 	}
-	return "", fmt.Errorf("reports: mode %q: want full, lazy, prefetch, fifo or warm", s)
+	return "", fmt.Errorf("reports: mode %q: want full, lazy, prefetch, fifo, warm or local", s)
 }
 
 // Prefetches reports whether starts of the mode replay a trace.
@@ -33,7 +37,7 @@ func (m Mode) Prefetches() bool { return m == ModePrefetch || m == ModeFIFO }
 
 // Cold reports whether starts of the mode begin with an empty cache: the
 // physical limit bounds only those.
-func (m Mode) Cold() bool { return m != ModeWarm }
+func (m Mode) Cold() bool { return m != ModeWarm && m != ModeLocal }
 
 // Runtime is how an experiment started the workload.
 type Runtime string

@@ -13,6 +13,7 @@ func TestParseMode(t *testing.T) {
 		{"prefetch", ModePrefetch, false},
 		{"fifo", ModeFIFO, false},
 		{"warm", ModeWarm, false},
+		{"local", ModeLocal, false},
 		{"", "", true},
 		{"Lazy", "", true},
 		{"cold", "", true},
@@ -22,7 +23,7 @@ func TestParseMode(t *testing.T) {
 			t.Errorf("ParseMode(%q) = %q, %v", tc.in, got, err)
 		}
 	}
-	if !ModeFIFO.Prefetches() || !ModePrefetch.Prefetches() || ModeLazy.Prefetches() || ModeWarm.Cold() || !ModeFull.Cold() {
+	if !ModeFIFO.Prefetches() || !ModePrefetch.Prefetches() || ModeLazy.Prefetches() || ModeWarm.Cold() || ModeLocal.Cold() || !ModeFull.Cold() {
 		t.Error("mode properties")
 	}
 	for _, s := range []string{"dejavu", "containerd"} {

@@ -13,12 +13,16 @@ import (
 
 // Results is one experiment: every start, and per-mode summaries.
 type Results struct {
-	Image     string   `json:"image"`
+	Image string `json:"image"`
+	// Workload is the workload whose trace the prefetching starts used.
+	Workload  string   `json:"workload,omitempty"`
 	Command   []string `json:"command,omitempty"`
 	Ready     string   `json:"ready"`
 	RTT       string   `json:"rtt"`
 	Bandwidth int64    `json:"bandwidthBytesPerSecond"`
-	Runs      int      `json:"runs"`
+	// Profile is the link profile's name, if the link was one.
+	Profile string `json:"profile,omitempty"`
+	Runs    int    `json:"runs"`
 	// Runtime is how the workload was started: dejavu (in-process) or
 	// containerd (with the dejavu snapshotter).
 	Runtime Runtime       `json:"runtime,omitempty"`
@@ -49,8 +53,11 @@ type Start struct {
 
 // Fetch is one request for blob bytes during a start.
 type Fetch struct {
-	At     float64 `json:"at"`   // seconds after the start began
-	Took   float64 `json:"took"` // seconds
+	At   float64 `json:"at"`   // seconds after the start began
+	Took float64 `json:"took"` // seconds
+	// First is when, after At, the first of its ranges had arrived
+	// (seconds; 0 in results of older versions).
+	First  float64 `json:"first,omitempty"`
 	Cause  string  `json:"cause"`
 	Bytes  int64   `json:"bytes"`
 	Ranges int     `json:"ranges"`
@@ -74,6 +81,9 @@ type ModeSummary struct {
 	Partial     int   `json:"prefetchPartial,omitempty"`
 	Miss        int   `json:"prefetchMiss,omitempty"`
 	WastedBytes int64 `json:"prefetchWastedBytes,omitempty"`
+	// Breakdown is where the time of the median start went, for modes
+	// that prefetch.
+	Breakdown *Breakdown `json:"breakdown,omitempty"`
 }
 
 // Summarize fills Summary (modes in the order they first appear) and the
@@ -95,6 +105,11 @@ func (r *Results) Summarize(rtt time.Duration) {
 	}
 	for i := range r.Summary {
 		m := &r.Summary[i]
+		if m.Mode.Prefetches() {
+			if s := medianStart(r.Starts, *m); s != nil {
+				m.Breakdown = breakdown(s)
+			}
+		}
 		if l := base[ModeLazy]; l > 0 && m.MedianSeconds > 0 {
 			m.VsLazy = l / m.MedianSeconds
 		}

@@ -30,10 +30,28 @@ func Table(w io.Writer, r *Results, markdown bool) error {
 		return err
 	}
 	if l := limitLine(r); l != "" {
-		_, err := fmt.Fprintf(w, "\n%s\n", l)
-		return err
+		if _, err := fmt.Fprintf(w, "\n%s\n", l); err != nil {
+			return err
+		}
+	}
+	for _, l := range breakdownLines(r) {
+		if _, err := fmt.Fprintln(w, l); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// breakdownLines say where the median start of each prefetching mode spent
+// its time.
+func breakdownLines(r *Results) []string {
+	var out []string
+	for _, m := range r.Summary {
+		if m.Breakdown != nil {
+			out = append(out, fmt.Sprintf("median %s start, %s", m.Mode, m.Breakdown))
+		}
+	}
+	return out
 }
 
 // rows are the summary table's cells, the header first.

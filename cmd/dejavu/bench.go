@@ -16,7 +16,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var rf registryFlags
-	var ready, modes, out, bandwidth, runtime, traceSrc, workload string
+	var ready, modes, out, bandwidth, runtime, traceSrc, workload, profile string
 	var runs, workers int
 	var force bool
 	var batch int64
@@ -32,6 +32,12 @@ registry (round-trip delay, bandwidth), alternating modes run by run:
   prefetch  replay the attached trace (or --trace) with dejavu's policy
   fifo      replay it the way overlaybd does (recorded order, no priority)
   warm      everything already in the local cache
+  local     the same ext4 from a local file on a loop device, without dejavu
+            (page cache dropped): what FUSE, the loop device over it and
+            decompression cost a warm start
+
+The link is a --profile (cross-region: 20ms, 100 Mbit/s, the default; slow:
+50ms, 25 Mbit/s; same-region: 2ms, 1 Gbit/s) or --rtt and --bandwidth.
 
 Before every cold start the cache is empty and the page cache dropped. For
 each start it records the time from mount start to ready, registry requests
@@ -49,6 +55,7 @@ the first start and each written through a temporary file and a rename. An
 existing regular file is replaced only with --force; anything else there (a
 device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 		Example: `  dejavu bench localhost:5000/py:latest --modes full,lazy,prefetch,fifo,warm --runs 5 --rtt 20ms --bandwidth 100Mbit -o out/bench/results.json
+  dejavu bench localhost:5000/py:latest --profile slow --modes lazy,prefetch,fifo,warm,local --runs 5
   dejavu bench localhost:5000/py:latest --runtime containerd --modes lazy,prefetch,warm --runs 3 -o out/bench/results-containerd.json -- python3 -c "import numpy"`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -64,6 +71,15 @@ device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 			bps, err := parseBandwidth(bandwidth)
 			if err != nil {
 				return err
+			}
+			if !cmd.Flags().Changed("rtt") && !cmd.Flags().Changed("bandwidth") {
+				p, err := experiment.ProfileNamed(profile)
+				if err != nil {
+					return err
+				}
+				rtt, bps = p.RTT, p.Bandwidth
+			} else {
+				profile = ""
 			}
 			ropts, err := rf.options()
 			if err != nil {
@@ -85,6 +101,7 @@ device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 				Runs:       runs,
 				RTT:        rtt,
 				Bandwidth:  bps,
+				Profile:    profile,
 				Runtime:    rt,
 				Trace:      traceSrc,
 				Workload:   workload,
@@ -112,8 +129,9 @@ device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 	fl.StringVar(&modes, "modes", "full,lazy,prefetch,fifo,warm", "modes to compare (with --runtime containerd: lazy, prefetch, warm)")
 	fl.StringVar(&runtime, "runtime", "dejavu", "how the workload starts: dejavu (mount and start it here), or containerd (pull with dejavu image pull and ctr run on the dejavu snapshotter, with Debian's containerd and runc)")
 	fl.IntVar(&runs, "runs", 5, "starts per mode")
-	fl.DurationVar(&rtt, "rtt", 20*time.Millisecond, "round trip to the registry")
-	fl.StringVar(&bandwidth, "bandwidth", "100Mbit", "link bandwidth (e.g. 100Mbit, 12MiB; 0: unlimited)")
+	fl.StringVar(&profile, "profile", "cross-region", "link to the registry: cross-region (20ms, 100 Mbit/s), slow (50ms, 25 Mbit/s) or same-region (2ms, 1 Gbit/s)")
+	fl.DurationVar(&rtt, "rtt", 20*time.Millisecond, "round trip to the registry (instead of --profile)")
+	fl.StringVar(&bandwidth, "bandwidth", "100Mbit", "link bandwidth, e.g. 100Mbit, 12MiB; 0: unlimited (instead of --profile)")
 	fl.StringVar(&ready, "ready", "exit", "readiness probe: exit, tcp:PORT, http:URL or cmd:COMMAND")
 	fl.DurationVar(&timeout, "timeout", 10*time.Minute, "give up on a start not ready within this")
 	fl.StringVar(&traceSrc, "trace", "auto", "trace for prefetch and fifo: auto, FILE or sha256:DIGEST")
@@ -122,5 +140,7 @@ device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 	fl.Int64Var(&batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
 	fl.StringVarP(&out, "output", "o", "", "results JSON file; the HTML report goes next to it (.html)")
 	registerForce(fl, &force)
+	cmd.MarkFlagsMutuallyExclusive("profile", "rtt")
+	cmd.MarkFlagsMutuallyExclusive("profile", "bandwidth")
 	return cmd
 }

@@ -152,14 +152,15 @@ func TestMountWithPrefetch(t *testing.T) {
 	}
 }
 
-// TestBenchModes runs every bench mode once on a small image behind a
-// shaped link and checks the results file: all modes timed, warm asks the
-// registry nothing, the prefetch modes report outcomes.
+// TestBenchModes runs every bench mode twice on a small image behind a
+// shaped link and checks the results file: all modes timed, warm and local
+// ask the registry nothing, the prefetch modes report outcomes and where
+// their time went.
 func TestBenchModes(t *testing.T) {
 	_, _, ref, file := tracedImage(t)
 	dejavu(t, "trace", "attach", ref, file)
 	out := filepath.Join(t.TempDir(), "results.json")
-	table, _ := dejavu(t, "bench", ref, "--runs", "2", "--rtt", "5ms", "--bandwidth", "400Mbit", "-o", out)
+	table, _ := dejavu(t, "bench", ref, "--modes", "full,lazy,prefetch,fifo,warm,local", "--runs", "2", "--rtt", "5ms", "--bandwidth", "400Mbit", "-o", out)
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +169,7 @@ func TestBenchModes(t *testing.T) {
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Starts) != 10 || len(res.Summary) != 5 {
+	if len(res.Starts) != 12 || len(res.Summary) != 6 {
 		t.Fatalf("results: %d starts, %d summaries\n%s", len(res.Starts), len(res.Summary), table)
 	}
 	med := map[reports.Mode]reports.ModeSummary{}
@@ -178,8 +179,13 @@ func TestBenchModes(t *testing.T) {
 			t.Errorf("%s: no time", s.Mode)
 		}
 	}
-	if med["warm"].MedianRequests != 0 {
-		t.Errorf("warm starts asked the registry %d times", med["warm"].MedianRequests)
+	for _, m := range []reports.Mode{reports.ModeWarm, reports.ModeLocal} {
+		if med[m].MedianRequests != 0 {
+			t.Errorf("%s starts asked the registry %d times", m, med[m].MedianRequests)
+		}
+	}
+	if b := med[reports.ModePrefetch].Breakdown; b == nil || b.Head <= 0 || b.Head+b.Transfer+b.Tail > med[reports.ModePrefetch].MaxSeconds+1e-6 {
+		t.Errorf("prefetch breakdown %+v", b)
 	}
 	if res.NeededBytes <= 0 || res.PhysicalLimitSeconds < med["warm"].MedianSeconds {
 		t.Errorf("physical limit %.3fs for %d needed bytes (warm %.3fs)", res.PhysicalLimitSeconds, res.NeededBytes, med["warm"].MedianSeconds)
@@ -188,9 +194,33 @@ func TestBenchModes(t *testing.T) {
 		if (s.Mode == "prefetch" || s.Mode == "fifo") && (s.Prefetch == nil || s.Prefetch.Units == 0) {
 			t.Errorf("%s run %d: no prefetch report", s.Mode, s.Run)
 		}
-		if s.ReadBytes == 0 {
+		if s.ReadBytes == 0 && s.Mode != reports.ModeLocal {
 			t.Errorf("%s run %d: the program read nothing", s.Mode, s.Run)
 		}
 	}
 	t.Logf("\n%s", table)
+}
+
+// A link profile sets the link and is named in the results; it cannot be
+// mixed with --rtt or --bandwidth.
+func TestBenchProfile(t *testing.T) {
+	_, _, ref, _ := tracedImage(t)
+	out := filepath.Join(t.TempDir(), "results.json")
+	dejavu(t, "bench", ref, "--profile", "same-region", "--modes", "lazy", "--runs", "1", "-o", out)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res reports.Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Profile != "same-region" || res.RTT != "2ms" || res.Bandwidth != 125000000 {
+		t.Errorf("results of the same-region profile: profile %q, rtt %s, %d B/s", res.Profile, res.RTT, res.Bandwidth)
+	}
+	for _, args := range [][]string{{"--profile", "slow", "--rtt", "5ms"}, {"--profile", "moon"}} {
+		if err := dejavuErr(t, append([]string{"bench", ref, "--modes", "lazy", "--runs", "1"}, args...)...); !strings.Contains(err.Error(), "profile") {
+			t.Errorf("bench %v: %v", args, err)
+		}
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/dejavu-project/dejavu/launch"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/prefetch"
@@ -50,6 +52,16 @@ func Start(ctx context.Context, ref string, p Program, opts ...lazymount.Option)
 		}
 	}()
 	t.Mounted = time.Since(start)
+	if err := run(ctx, mnt, m.Backstore().Config().Config, p); err != nil {
+		return Timing{}, err
+	}
+	t.Total = time.Since(start)
+	return t, nil
+}
+
+// run starts the program of an image whose root file system is mounted at
+// rootfs and waits until it is ready, then stops it.
+func run(ctx context.Context, rootfs string, cfg v1.Config, p Program) error {
 	stdout, stderr := p.Stdout, p.Stderr
 	if stdout == nil {
 		stdout = io.Discard
@@ -58,8 +70,8 @@ func Start(ctx context.Context, ref string, p Program, opts ...lazymount.Option)
 		stderr = io.Discard
 	}
 	proc, err := launch.Start(ctx, launch.Spec{
-		RootFS:  mnt,
-		Config:  m.Backstore().Config().Config,
+		RootFS:  rootfs,
+		Config:  cfg,
 		Args:    p.Args,
 		Ready:   p.Ready,
 		Timeout: p.Timeout,
@@ -67,14 +79,11 @@ func Start(ctx context.Context, ref string, p Program, opts ...lazymount.Option)
 		Stderr:  stderr,
 	})
 	if err != nil {
-		return Timing{}, err
+		return err
 	}
 	defer proc.Stop(5 * time.Second)
-	if _, err := proc.WaitReady(ctx); err != nil {
-		return Timing{}, err
-	}
-	t.Total = time.Since(start)
-	return t, nil
+	_, err = proc.WaitReady(ctx)
+	return err
 }
 
 // DropPageCache makes the next start cold as far as the kernel goes. A
