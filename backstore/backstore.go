@@ -1,6 +1,7 @@
 package backstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -105,10 +106,23 @@ func newBackstore(ref string, cfg config) (*Backstore, error) {
 		retries: cfg.checkRetries, demand: new(atomic.Int64)}, nil
 }
 
-// resolve reads the manifest (telling WithResolved's function at once) and
-// the config.
+// resolve reads the manifest (telling WithResolved's function at once,
+// before the config is fetched) and the config.
 func (b *Backstore) resolve(ctx context.Context, cfg config) error {
-	img, err := resolve(ctx, b.ref, cfg)
+	var told sync.Once
+	tell := func(d v1.Hash, raw []byte, local bool) {
+		if cfg.resolved == nil {
+			return
+		}
+		told.Do(func() {
+			mt := types.OCIManifestSchema1
+			if m, err := v1.ParseManifest(bytes.NewReader(raw)); err == nil && m.MediaType != "" {
+				mt = m.MediaType
+			}
+			cfg.resolved(v1.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, local)
+		})
+	}
+	img, err := resolve(ctx, b.ref, cfg, tell)
 	if err != nil {
 		return err
 	}
@@ -126,11 +140,7 @@ func (b *Backstore) resolve(ctx context.Context, cfg config) error {
 		if err != nil {
 			return fmt.Errorf("backstore: %s: manifest: %w", b.ref, err)
 		}
-		mt := b.manifest.MediaType
-		if mt == "" {
-			mt = types.OCIManifestSchema1
-		}
-		cfg.resolved(v1.Descriptor{MediaType: mt, Digest: b.digest, Size: int64(len(raw))}, b.local)
+		tell(b.digest, raw, b.local) // a layout's image, not told yet
 	}
 	if b.config, err = img.ConfigFile(); err != nil {
 		return fmt.Errorf("backstore: %s: config: %w", b.ref, err)

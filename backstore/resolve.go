@@ -60,10 +60,16 @@ type tagEntry struct {
 // metaDir holds cached manifests and configs (by digest) and tags.
 func metaDir(cacheDir string) string { return filepath.Join(cacheDir, "meta") }
 
+// manifestSeen is told an image's manifest as soon as it is known, before
+// its config is fetched, so that what needs only the manifest (the trace
+// lookup) need not wait for the config's round trip.
+type manifestSeen func(digest v1.Hash, raw []byte, local bool)
+
 // resolve finds the image's manifest and config: from the cache when the
 // reference is a digest already seen or a tag resolved within TagTTL, else
-// from the registry (or layout), storing what it learns.
-func resolve(ctx context.Context, r imageref.Ref, cfg config) (image, error) {
+// from the registry (or layout), storing what it learns. seen may be told
+// the manifest more than once (once per attempt).
+func resolve(ctx context.Context, r imageref.Ref, cfg config, seen manifestSeen) (image, error) {
 	if r.Kind != imageref.KindRegistry {
 		return imageref.Image(ctx, r, cfg.refOpts...)
 	}
@@ -71,6 +77,7 @@ func resolve(ctx context.Context, r imageref.Ref, cfg config) (image, error) {
 	if d, ok := cachedDigest(dir, r); ok {
 		if img, err := loadResolved(dir, d); err == nil {
 			img.local = true
+			seen(img.digest, img.manifest, true)
 			return img, nil
 		}
 	}
@@ -78,7 +85,7 @@ func resolve(ctx context.Context, r imageref.Ref, cfg config) (image, error) {
 	var err error
 	pause := cfg.retry.backoff
 	for attempt := 1; ; attempt++ {
-		res, err = fetchResolved(ctx, r, cfg)
+		res, err = fetchResolved(ctx, r, cfg, seen)
 		if err == nil || attempt == cfg.retry.attempts || ctx.Err() != nil || isPermanent(err) {
 			break
 		}
@@ -97,7 +104,7 @@ func resolve(ctx context.Context, r imageref.Ref, cfg config) (image, error) {
 
 // fetchResolved reads the manifest and config from the registry; the
 // config is checked against its digest.
-func fetchResolved(ctx context.Context, r imageref.Ref, cfg config) (*resolved, error) {
+func fetchResolved(ctx context.Context, r imageref.Ref, cfg config, seen manifestSeen) (*resolved, error) {
 	img, err := imageref.Image(ctx, r, cfg.refOpts...)
 	if err != nil {
 		return nil, err
@@ -109,6 +116,7 @@ func fetchResolved(ctx context.Context, r imageref.Ref, cfg config) (*resolved, 
 	if res.manifest, err = img.RawManifest(); err != nil {
 		return nil, err
 	}
+	seen(res.digest, res.manifest, false)
 	if res.config, err = img.RawConfigFile(); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,8 @@ func (o *startObserver) BlobFetch(ev backstore.BlobFetch) { o.tl.BlobFetch(ev) }
 // result is the start as measured: took from its beginning to ready.
 func (o *startObserver) result(mode reports.Mode, start time.Time, took time.Duration, proxy *netshape.Proxy) reports.Start {
 	s := proxy.Stats()
-	return reports.Start{Mode: mode, Timeline: o.tl.since(start), Seconds: took.Seconds(), Requests: s.Requests, Fetched: s.Bytes,
+	tl := append(o.tl.since(start), registryRequests(proxy.Requests(), start)...)
+	return reports.Start{Mode: mode, Timeline: tl, Seconds: took.Seconds(), Requests: s.Requests, Fetched: s.Bytes,
 		ReadBytes: o.reads.Load(), NeededBytes: o.capture.Trace("", nil, "").Bytes()}
 }
 
@@ -64,4 +66,33 @@ func (t *timeline) since(start time.Time) []reports.Fetch {
 			Bytes: f.Length, Ranges: max(f.Ranges, 1)})
 	}
 	return out
+}
+
+// registryRequests are the requests of a start that were not for blob
+// ranges (the backstore reports those): manifests, referrers, configs and
+// traces, the round trips before the first prefetched byte.
+func registryRequests(reqs []netshape.Request, start time.Time) []reports.Fetch {
+	var out []reports.Fetch
+	for _, r := range reqs {
+		if r.BlobRange() || r.Start.Before(start) {
+			continue
+		}
+		out = append(out, reports.Fetch{At: r.Start.Sub(start).Seconds(), Took: r.Duration.Seconds(), Cause: reports.CauseRegistry,
+			Bytes: r.Bytes, Ranges: 1, What: r.Method + " " + shortPath(r.Path)})
+	}
+	return out
+}
+
+// shortPath keeps what a registry path says about a request: the last two
+// elements (manifests/TAG, blobs/DIGEST, referrers/DIGEST), digests cut.
+func shortPath(p string) string {
+	parts := strings.Split(p, "/")
+	if len(parts) > 2 {
+		parts = parts[len(parts)-2:]
+	}
+	last := parts[len(parts)-1]
+	if strings.HasPrefix(last, "sha256:") && len(last) > 19 {
+		parts[len(parts)-1] = last[:19]
+	}
+	return strings.Join(parts, "/")
 }

@@ -47,6 +47,11 @@ func newConfig(opts []Option) config {
 	for _, o := range opts {
 		o(&c)
 	}
+	// One session for the image's and the trace's requests: the trace
+	// lookup and the layers' first ranges then skip the registry's
+	// authentication ping, a round trip each before the first prefetched
+	// byte. First, so that a caller's own session wins.
+	c.refOpts = append([]imageref.Option{imageref.WithSession(imageref.NewSession())}, c.refOpts...)
 	return c
 }
 

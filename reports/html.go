@@ -57,7 +57,7 @@ svg { display: block; margin: 1em 0; }
 <p>Bars are medians; the thin line spans min to max, the tick marks p90; the dashed line is the physical limit.</p>
 {{.Bars}}
 <h2>Fetches during one start of each mode</h2>
-<p class="legend"><span><i class="sw" style="background:#e4572e"></i>demand</span><span><i class="sw" style="background:#2e86ab"></i>prefetch</span><span><i class="sw" style="background:#999"></i>open</span>each bar is one request, from sent to answered; the black line is ready.</p>
+<p class="legend"><span><i class="sw" style="background:#e4572e"></i>demand</span><span><i class="sw" style="background:#2e86ab"></i>prefetch</span><span><i class="sw" style="background:#999"></i>open (layer indexes)</span><span><i class="sw" style="background:#9b72cf"></i>registry (manifests, referrers, configs, traces)</span>each bar is one request, from sent to answered; the black line is ready.</p>
 {{range .Timelines}}{{.}}{{end}}
 </body></html>
 `))
@@ -179,6 +179,8 @@ func causeColor(c string) string {
 		return "#e4572e"
 	case "prefetch":
 		return "#2e86ab"
+	case CauseRegistry:
+		return "#9b72cf"
 	}
 	return "#999"
 }

@@ -61,7 +61,13 @@ type Fetch struct {
 	Cause  string  `json:"cause"`
 	Bytes  int64   `json:"bytes"`
 	Ranges int     `json:"ranges"`
+	// What the request was, for requests that are not for blob ranges.
+	What string `json:"what,omitempty"`
 }
+
+// CauseRegistry is the Cause of a request that was not for blob ranges:
+// a manifest, a referrers list, a config or a trace.
+const CauseRegistry = "registry"
 
 // ModeSummary sums up the starts of one mode.
 type ModeSummary struct {

@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Option changes how references are resolved and registries reached.
@@ -24,6 +23,7 @@ type options struct {
 	keychain    authn.Keychain
 	transport   http.RoundTripper
 	timeout     time.Duration
+	session     *Session
 }
 
 func makeOptions(opts []Option) options {
@@ -95,7 +95,11 @@ func Remote(ctx context.Context, r Ref, opts ...Option) (name.Reference, []remot
 	if err != nil {
 		return nil, nil, err
 	}
-	return ref, o.remote(ctx), nil
+	ropts, err := o.remote(ctx, ref.Context())
+	if err != nil {
+		return nil, nil, err
+	}
+	return ref, ropts, nil
 }
 
 // reference applies WithInsecure to a registry reference. Parse already made
@@ -111,13 +115,24 @@ func (o options) reference(r Ref) (name.Reference, error) {
 	return ref, nil
 }
 
-func (o options) remote(ctx context.Context) []remote.Option {
+// remote returns the options for go-containerregistry's remote package
+// to reach repo. With a session, requests go through its authenticated
+// transport (which go-containerregistry then uses as it is, without
+// another ping).
+func (o options) remote(ctx context.Context, repo name.Repository) ([]remote.Option, error) {
+	t := o.roundTripper()
+	if o.session != nil {
+		var err error
+		if t, err = o.session.pullTransport(ctx, repo, o); err != nil {
+			return nil, err
+		}
+	}
 	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(o.keychain),
-		remote.WithTransport(o.roundTripper()),
+		remote.WithTransport(t),
 		remote.WithPlatform(o.platform),
-	}
+	}, nil
 }
 
 // BlobTransport returns an HTTP transport authenticated to pull from r's
@@ -131,11 +146,12 @@ func BlobTransport(ctx context.Context, r Ref, opts ...Option) (http.RoundTrippe
 	}
 	o := makeOptions(opts)
 	repo := ref.Context()
-	auth, err := o.keychain.Resolve(repo)
-	if err != nil {
-		return nil, repo, "", fmt.Errorf("imageref: %s: credentials: %w", r, err)
+	var t http.RoundTripper
+	if o.session != nil {
+		t, err = o.session.pullTransport(ctx, repo, o)
+	} else {
+		t, err = newPullTransport(ctx, repo, o)
 	}
-	t, err := transport.NewWithContext(ctx, repo.Registry, auth, o.roundTripper(), []string{repo.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, repo, "", fmt.Errorf("imageref: %s: %w", r, err)
 	}

@@ -95,7 +95,11 @@ func loadRemote(ctx context.Context, r Ref, o options) (node, error) {
 	if err != nil {
 		return node{}, err
 	}
-	d, err := remote.Get(ref, o.remote(ctx)...)
+	ropts, err := o.remote(ctx, ref.Context())
+	if err != nil {
+		return node{}, err
+	}
+	d, err := remote.Get(ref, ropts...)
 	if err != nil {
 		return node{}, fmt.Errorf("fetch manifest: %w", err)
 	}

@@ -57,10 +57,15 @@ func writeRemote(ctx context.Context, r Ref, n node, o options) error {
 	if err != nil {
 		return err
 	}
-	if n.img != nil {
-		return remote.Write(ref, n.img, o.remote(ctx)...)
+	o.session = nil // a session's transports only pull
+	ropts, err := o.remote(ctx, ref.Context())
+	if err != nil {
+		return err
 	}
-	return remote.WriteIndex(ref, n.idx, o.remote(ctx)...)
+	if n.img != nil {
+		return remote.Write(ref, n.img, ropts...)
+	}
+	return remote.WriteIndex(ref, n.idx, ropts...)
 }
 
 // writeLayout adds n to the layout at r.Dir. The new entry replaces the one

@@ -48,8 +48,13 @@ type Request struct {
 	Status              int
 	Bytes               int64
 	Fault               string
+	Start               time.Time
 	Duration            time.Duration
 }
+
+// BlobRange reports whether the request was for a range of a blob, as
+// lazy reads are (not a manifest, a referrers list or a whole blob).
+func (r Request) BlobRange() bool { return blobGET.MatchString(r.Path) && r.Range != "" }
 
 // Stats counts what went through.
 type Stats struct {
@@ -187,7 +192,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	half := time.Duration(p.rtt.Load()) / 2
 	sleep(r.Context(), half)
 	kind, faulty := p.pickFault(r)
-	rec := Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range")}
+	rec := Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range"), Start: start}
 	if faulty {
 		rec.Fault = kind.String()
 	}
@@ -198,7 +203,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		rec.Status, rec.Bytes, rec.Duration = sw.statusOr200(), sw.written, time.Since(start)
 		p.mu.Lock()
 		p.stats.Requests++
-		if blobGET.MatchString(r.URL.Path) && r.Header.Get("Range") != "" {
+		if rec.BlobRange() {
 			p.stats.BlobRanges++
 		}
 		p.stats.Bytes += sw.written
