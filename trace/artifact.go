@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -37,6 +38,10 @@ const (
 	AnnotationRecorder = "dev.dejavu.trace.recorder"
 	AnnotationRuns     = "dev.dejavu.trace.runs"
 	AnnotationCreated  = "org.opencontainers.image.created"
+	// AnnotationBlob names the trace blob ("sha256:HEX:SIZE"), so that a
+	// start can fetch it straight from the referrers list, a round trip
+	// sooner than through the artifact manifest.
+	AnnotationBlob = "dev.dejavu.trace.blob"
 )
 
 // Artifact is a trace artifact's manifest, parsed and checked.
@@ -230,6 +235,7 @@ func Attach(ctx context.Context, ref imageref.Ref, t *Trace, opts ...AttachOptio
 			AnnotationRecorder: t.Recorder,
 			AnnotationRuns:     strconv.Itoa(t.Runs),
 			AnnotationCreated:  created.Format(time.RFC3339),
+			AnnotationBlob:     ld.String() + ":" + strconv.Itoa(len(enc)),
 		},
 	}
 	raw, err := json.Marshal(m)
@@ -282,6 +288,25 @@ type Info struct {
 	Bytes    int64     `json:"bytes"`
 	Recorder string    `json:"recorder,omitempty"`
 	Created  time.Time `json:"created"`
+	// blob is the trace blob as the artifact's annotation names it (zero
+	// when it does not).
+	blob v1.Descriptor
+}
+
+// parseBlobAnnotation reads AnnotationBlob's value. Like every annotation
+// it is untrusted: the blob is checked against the digest as it is read,
+// and the trace it holds against the image it is for.
+func parseBlobAnnotation(v string) (v1.Descriptor, bool) {
+	i := strings.LastIndexByte(v, ':')
+	if i < 0 {
+		return v1.Descriptor{}, false
+	}
+	h, err := v1.NewHash(v[:i])
+	size, serr := strconv.ParseInt(v[i+1:], 10, 64)
+	if err != nil || serr != nil || size <= 0 || size > MaxEncoded {
+		return v1.Descriptor{}, false
+	}
+	return v1.Descriptor{MediaType: MediaType, Digest: h, Size: size}, true
 }
 
 // List returns the traces attached to the image at ref, newest first,
@@ -325,6 +350,7 @@ func referrers(n name.Reference, subject v1.Descriptor, ropts []remote.Option) (
 		in.Records, _ = strconv.Atoi(d.Annotations[AnnotationRecords])
 		in.Bytes, _ = strconv.ParseInt(d.Annotations[AnnotationBytes], 10, 64)
 		in.Created, _ = time.Parse(time.RFC3339, d.Annotations[AnnotationCreated])
+		in.blob, _ = parseBlobAnnotation(d.Annotations[AnnotationBlob])
 		out = append(out, in)
 	}
 	slices.SortStableFunc(out, func(a, b Info) int { return b.Created.Compare(a.Created) })
@@ -405,6 +431,9 @@ func Pull(ctx context.Context, ref imageref.Ref, opts ...PullOption) (*Trace, v1
 		case cfg.workload == "" && distinctWorkloads(pick) > 1:
 			return nil, v1.Hash{}, fmt.Errorf("trace: %d workloads have traces attached to %s; choose one with --workload", distinctWorkloads(pick), subject.Digest)
 		}
+		if pick[0].blob.Size > 0 {
+			return pullBlob(n.Context(), pick[0].blob, subject, pick[0].Digest, ropts)
+		}
 		digest = pick[0].Digest.String()
 	}
 	repo := n.Context()
@@ -419,7 +448,15 @@ func Pull(ctx context.Context, ref imageref.Ref, opts ...PullOption) (*Trace, v1
 	if art.Subject.Digest != subject.Digest {
 		return nil, v1.Hash{}, fmt.Errorf("trace: artifact %s belongs to image %s, not to %s", digest, art.Subject.Digest, subject.Digest)
 	}
-	l, err := remote.Layer(repo.Digest(art.Layer.Digest.String()), ropts...)
+	return pullBlob(repo, art.Layer, subject, art.Digest, ropts)
+}
+
+// pullBlob fetches and decodes the trace blob of artifact, checking it
+// against its digest and size and the trace against the image it is for:
+// the artifact's subject, or the referrers list that named the blob, may
+// say otherwise.
+func pullBlob(repo name.Repository, blob, subject v1.Descriptor, artifact v1.Hash, ropts []remote.Option) (*Trace, v1.Hash, error) {
+	l, err := remote.Layer(repo.Digest(blob.Digest.String()), ropts...)
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
@@ -430,18 +467,21 @@ func Pull(ctx context.Context, ref imageref.Ref, opts ...PullOption) (*Trace, v1
 	defer rc.Close()
 	// The blob reader verifies the digest at EOF; the limit keeps a lying
 	// registry from feeding more than the manifest announced.
-	b, err := io.ReadAll(io.LimitReader(rc, art.Layer.Size+1))
+	b, err := io.ReadAll(io.LimitReader(rc, blob.Size+1))
 	if err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("trace: fetch trace blob: %w", err)
 	}
-	if int64(len(b)) != art.Layer.Size {
-		return nil, v1.Hash{}, fmt.Errorf("trace: trace blob has %d bytes, the artifact says %d", len(b), art.Layer.Size)
+	if int64(len(b)) != blob.Size {
+		return nil, v1.Hash{}, fmt.Errorf("trace: trace blob has %d bytes, the artifact says %d", len(b), blob.Size)
 	}
 	t, err := Unmarshal(b)
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
-	return t, art.Digest, nil
+	if t.Image != subject.Digest {
+		return nil, v1.Hash{}, refused(fmt.Errorf("trace: artifact %s holds a trace of image %s, not of %s", artifact, t.Image, subject.Digest))
+	}
+	return t, artifact, nil
 }
 
 func distinctWorkloads(in []Info) int {

@@ -8,10 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/imageref"
@@ -19,6 +23,7 @@ import (
 	"github.com/dejavu-project/dejavu/internal/testutil/distreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
+	"github.com/dejavu-project/dejavu/internal/testutil/tracetest"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 	"github.com/dejavu-project/dejavu/trace"
 )
@@ -257,5 +262,73 @@ func TestAttachRefusesWhatAStartRefuses(t *testing.T) {
 	}
 	if _, err := trace.Attach(context.Background(), ref, tr); err != nil {
 		t.Fatalf("the recorded trace: %v", err)
+	}
+}
+
+// A start takes the trace blob straight from the referrers list (the
+// artifact names it in an annotation): as few requests as a pull by
+// artifact digest (plus, on a registry without the referrers API, the
+// probe for it), where the lookup through the artifact manifest took one
+// more. A referrer whose annotation names the trace of another image is
+// refused.
+func TestPullStraightFromReferrers(t *testing.T) {
+	for _, reg := range []struct {
+		name  string
+		host  string
+		probe int64 // requests to learn the registry lacks the referrers API
+	}{{"embedded (referrers API)", testreg.Start(t).Addr, 0}, {"distribution (fallback tag)", distreg.Start(t), 1}} {
+		host := reg.host
+		t.Run(reg.name, func(t *testing.T) {
+			ctx := context.Background()
+			ref, tr, bs := recorded(t, host, "web", 50)
+			d, err := trace.Attach(ctx, ref, tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c testreg.Counter
+			counted, _ := imageref.Parse(testreg.Proxy(t, host, &c) + "/app:v1")
+			subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: bs.Digest()}
+			mf, err := remote.Get(ref.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject.Size = mf.Size
+			pulls := map[string]int64{}
+			for how, opt := range map[string]trace.PullOption{"auto": trace.WithWorkload("web"), "digest": trace.WithDigest(d.String())} {
+				c.Reset()
+				got, gd, err := trace.Pull(ctx, counted, trace.WithSubject(subject), opt)
+				if err != nil || gd != d || len(got.Records) != len(tr.Records) {
+					t.Fatalf("pull (%s): %v, %s", how, err, gd)
+				}
+				pulls[how] = c.Requests()
+			}
+			if pulls["auto"] > pulls["digest"]+reg.probe {
+				t.Errorf("a pull through the referrers list took %d requests, one by digest %d: the blob annotation was not used", pulls["auto"], pulls["digest"])
+			}
+
+			// Another image of the repository whose referrer names the
+			// first image's trace blob.
+			art, err := remote.Get(ref.Name.Context().Digest(d.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := trace.ParseArtifact(art.Manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, _ := imageref.Parse(host + "/app:v2")
+			img, err := random.Image(512, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := remote.Write(other.Name, img); err != nil {
+				t.Fatal(err)
+			}
+			tracetest.PushUnchecked(t, other.String(), func(v1.Hash, []v1.Descriptor) []byte { return []byte("not this") },
+				map[string]string{trace.AnnotationBlob: a.Layer.Digest.String() + ":" + strconv.FormatInt(a.Layer.Size, 10)})
+			if _, _, err := trace.Pull(ctx, other); !errors.Is(err, trace.ErrRefused) || !strings.Contains(err.Error(), "holds a trace of image") {
+				t.Errorf("pulled another image's trace through a referrer's annotation: %v", err)
+			}
+		})
 	}
 }
