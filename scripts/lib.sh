@@ -31,6 +31,6 @@ start_registry() {
 push_traced() {
 	bin/dejavu image copy "$1" "$2" >/dev/null
 	echo "== record the start (2 warm-ups) and attach the trace"
-	bin/dejavu trace record "$2" --runs 2 --workload py --force -o "$3" --state-dir "$work/state"
+	bin/dejavu trace record "$2" --runs 2 --workload py --force --out "$3" --state-dir "$work/state"
 	bin/dejavu trace attach "$2" "$3"
 }
