@@ -41,7 +41,7 @@ workload() {
 		# A web server answering an HTTP readiness probe: node with a small
 		# http server; the port is an unusual one since the network is the
 		# host's.
-		packages=nodejs
+		packages=nodejs,ca-certificates
 		built=usr/bin/node files=web workdir=/srv
 		ready=http:http://127.0.0.1:18473/ env=(PORT=18473 NODE_ENV=production)
 		cmd=(node server.js)
