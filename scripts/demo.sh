@@ -23,7 +23,7 @@ if [ "$(id -u)" -ne 0 ] || [ ! -e /dev/fuse ]; then
 fi
 
 step "the workload image: Debian bookworm, python3 with numpy, pandas, scipy (built once, cached in out/bench)"
-scripts/bench-image.sh
+WORKLOADS=py scripts/bench-image.sh
 
 step "start the embedded registry"
 start_registry
