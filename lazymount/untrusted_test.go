@@ -1,8 +1,6 @@
 package lazymount_test
 
 import (
-	"bytes"
-	"encoding/binary"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,50 +10,10 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/zstd"
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/dejavu-project/dejavu/internal/testutil/tracetest"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/trace"
 )
-
-// hostileTrace encodes the trace for the image: n one-byte records,
-// all the same range of its bottom layer (~22 KB for 62 M records). It is
-// written here, not with trace.Marshal, which would need the records in
-// memory first.
-func hostileTrace(t *testing.T, image v1.Hash, layers []v1.Descriptor, n int) []byte {
-	t.Helper()
-	var out bytes.Buffer
-	out.WriteString("DJVTRACE")
-	out.Write(binary.LittleEndian.AppendUint16(nil, trace.Version))
-	zw, err := zstd.NewWriter(&out, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := msgpack.NewEncoder(zw)
-	e.EncodeMapLen(4)
-	e.EncodeString("image")
-	e.EncodeString(image.String())
-	e.EncodeString("workload")
-	e.EncodeString("hostile")
-	e.EncodeString("layers")
-	e.EncodeArrayLen(len(layers))
-	for _, l := range layers {
-		e.EncodeString(l.Digest.String())
-	}
-	e.EncodeString("records")
-	e.EncodeArrayLen(4 * n)
-	chunk := bytes.Repeat([]byte{0, 0, 1, 0}, 1<<18) // {layer 0, offset 0, length 1, first 0}
-	for left := n; left > 0; left -= 1 << 18 {
-		zw.Write(chunk[:4*min(left, 1<<18)])
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
-}
 
 // started is a mount that timedStart made.
 type started struct {
@@ -101,9 +59,7 @@ func timedStart(t *testing.T, ref string, opts ...lazymount.Option) started {
 func TestHostileTraceAttached(t *testing.T) {
 	ref := helloWorld(t)
 	base := timedStart(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}))
-	tracetest.PushUnchecked(t, ref, func(img v1.Hash, layers []v1.Descriptor) []byte {
-		return hostileTrace(t, img, layers, 62_000_000)
-	}, nil)
+	tracetest.PushUnchecked(t, ref, tracetest.ManyRecords(t, 62_000_000), nil)
 
 	const wait = time.Second
 	s := timedStart(t, ref, lazymount.WithTraceWait(wait))

@@ -19,4 +19,4 @@ push_traced "oci:$out/image:py-zstd" "$ref" "$out/py-containerd.djv"
 
 echo "== bench through containerd: $runs runs per mode, 20 ms RTT, 100 Mbit/s"
 "$dejavu" bench "$ref" --runtime containerd --workload py --modes lazy,prefetch,warm --runs "$runs" \
-	--rtt 20ms --bandwidth 100Mbit --force -o "$out/results-containerd.json"
+	--rtt 20ms --bandwidth 100Mbit --force --out "$out/results-containerd.json"

@@ -21,11 +21,11 @@ ref="$addr/py:bench"
 
 push_traced "oci:$out/image:py-$comp" "$ref" "$out/py$suffix.djv"
 echo "== a trace of another workload of the same image, for the mismatch check"
-"$dejavu" trace record "$ref" --workload other --force -o "$out/other$suffix.djv" --state-dir "$work/state" -- python3 -c "import json, csv"
+"$dejavu" trace record "$ref" --workload other --force --out "$out/other$suffix.djv" --state-dir "$work/state" -- python3 -c "import json, csv"
 
 echo "== bench: $runs runs per mode, 20 ms RTT, 100 Mbit/s"
 "$dejavu" bench "$ref" --workload py --modes full,lazy,prefetch,fifo,warm --runs "$runs" \
-	--rtt 20ms --bandwidth 100Mbit --force -o "$out/results$suffix.json"
+	--rtt 20ms --bandwidth 100Mbit --force --out "$out/results$suffix.json"
 echo "== prefetch with the other workload's trace, against lazy"
 "$dejavu" bench "$ref" --trace "$out/other$suffix.djv" --modes lazy,prefetch --runs "$runs" \
-	--rtt 20ms --bandwidth 100Mbit --force -o "$out/results-other-trace$suffix.json"
+	--rtt 20ms --bandwidth 100Mbit --force --out "$out/results-other-trace$suffix.json"

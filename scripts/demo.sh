@@ -23,7 +23,7 @@ if [ "$(id -u)" -ne 0 ] || [ ! -e /dev/fuse ]; then
 fi
 
 step "the workload image: Debian bookworm, python3 with numpy, pandas, scipy (built once, cached in out/bench)"
-scripts/bench-image.sh
+WORKLOADS=py scripts/bench-image.sh
 
 step "start the embedded registry"
 start_registry
@@ -36,7 +36,7 @@ step "push the image (overlaybd, zstd) and look at it"
 
 step "staging: record what the start reads (two warm-up runs, each from an empty cache)"
 mkdir -p "$out"
-"$dejavu" trace record "$ref" --runs 2 --workload py --force -o "$out/py.djv" --state-dir "$work/state"
+"$dejavu" trace record "$ref" --runs 2 --workload py --force --out "$out/py.djv" --state-dir "$work/state"
 "$dejavu" trace inspect "$out/py.djv" | sed -n '1,8p'
 
 step "CI: attach the trace to the image as an OCI referrer (the image digest does not change)"
@@ -45,7 +45,7 @@ step "CI: attach the trace to the image as an OCI referrer (the image digest doe
 
 step "deploy: $runs cold starts without prefetch (lazy), with prefetch, and warm, at 20 ms and 100 Mbit/s"
 "$dejavu" bench "$ref" --workload py --modes lazy,prefetch,warm --runs "$runs" --rtt 20ms --bandwidth 100Mbit --force \
-	-o "$out/results.json" >"$work/table.txt"
+	--out "$out/results.json" >"$work/table.txt"
 
 step "the report"
 cat "$work/table.txt"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the demo and bench scripts: a scratch directory ($work) removed
 # on exit, and the embedded registry started in it.
 
@@ -26,11 +27,14 @@ start_registry() {
 	exit 1
 }
 
-# push_traced IMAGE REF TRACE pushes an OCI layout image to REF, records its
-# start (two warm-up runs) into TRACE and attaches the trace to it.
+# push_traced IMAGE REF TRACE [WORKLOAD [READY]] pushes an OCI layout image
+# to REF, records its start (two warm-up runs, readiness probe READY, default
+# exit) as workload WORKLOAD (default py) into TRACE and attaches the trace
+# to it.
 push_traced() {
+	local workload=${4:-py} ready=${5:-exit}
 	bin/dejavu image copy "$1" "$2" >/dev/null
-	echo "== record the start (2 warm-ups) and attach the trace"
-	bin/dejavu trace record "$2" --runs 2 --workload py --force -o "$3" --state-dir "$work/state"
+	echo "== record the start of $workload (2 warm-ups) and attach the trace"
+	bin/dejavu trace record "$2" --runs 2 --workload "$workload" --ready "$ready" --force --out "$3" --state-dir "$work/state"
 	bin/dejavu trace attach "$2" "$3"
 }

@@ -50,13 +50,14 @@ With --runtime containerd, each start goes through a containerd of its own
 is "dejavu image pull" (manifest and config only) plus "ctr run --rm", timed
 together; a warm one finds the image pulled and its bytes cached.
 
-With -o, the results JSON and the HTML report beside it are checked before
+With --out, the results JSON and the HTML report beside it are checked before
 the first start and each written through a temporary file and a rename. An
 existing regular file is replaced only with --force; anything else there (a
 device node, a symbolic link, a directory, a FIFO) is never replaced.`,
-		Example: `  dejavu bench localhost:5000/py:latest --modes full,lazy,prefetch,fifo,warm --runs 5 --rtt 20ms --bandwidth 100Mbit -o out/bench/results.json
+		Example: `  dejavu bench localhost:5000/py:latest --modes full,lazy,prefetch,fifo,warm --runs 5 --profile cross-region --out out/bench/results.json
   dejavu bench localhost:5000/py:latest --profile slow --modes lazy,prefetch,fifo,warm,local --runs 5
-  dejavu bench localhost:5000/py:latest --runtime containerd --modes lazy,prefetch,warm --runs 3 -o out/bench/results-containerd.json -- python3 -c "import numpy"`,
+  dejavu bench localhost:5000/py:latest --rtt 10ms --bandwidth 50Mbit --modes lazy,prefetch
+  dejavu bench localhost:5000/py:latest --runtime containerd --modes lazy,prefetch,warm --runs 3 --out out/bench/results-containerd.json -- python3 -c "import numpy"`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out != "" {
@@ -138,7 +139,7 @@ device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 	fl.StringVar(&workload, "workload", "", "with --trace auto: which workload's trace")
 	fl.IntVar(&workers, "prefetch-workers", lazymount.DefaultPrefetchWorkers, "prefetch mode: requests the prefetcher keeps in flight")
 	fl.Int64Var(&batch, "prefetch-batch", lazymount.DefaultPrefetchBatch, "prefetch mode: bytes of trace ranges one request asks for")
-	fl.StringVarP(&out, "output", "o", "", "results JSON file; the HTML report goes next to it (.html)")
+	registerOut(cmd, &out, "results JSON file; the HTML report goes next to it (.html)")
 	registerForce(fl, &force)
 	cmd.MarkFlagsMutuallyExclusive("profile", "rtt")
 	cmd.MarkFlagsMutuallyExclusive("profile", "bandwidth")

@@ -20,7 +20,7 @@ func TestBenchThroughContainerd(t *testing.T) {
 	_, _, ref, file := tracedImage(t)
 	dejavu(t, "trace", "attach", ref, file)
 	out := filepath.Join(t.TempDir(), "results.json")
-	table, _ := dejavu(t, "bench", ref, "--runtime", "containerd", "--modes", "lazy,prefetch,warm", "--runs", "1", "--rtt", "5ms", "--bandwidth", "400Mbit", "-o", out)
+	table, _ := dejavu(t, "bench", ref, "--runtime", "containerd", "--modes", "lazy,prefetch,warm", "--runs", "1", "--rtt", "5ms", "--bandwidth", "400Mbit", "--out", out)
 	f, err := os.Open(out)
 	if err != nil {
 		t.Fatal(err)

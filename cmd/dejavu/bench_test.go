@@ -40,7 +40,7 @@ func BenchmarkRecordingOverhead(b *testing.B) {
 			default:
 				// record empties the cache and drops the page cache itself.
 				file := filepath.Join(dir, m+".djv")
-				_, stderr = dejavu(b, "trace", "record", ref, "--recorder", m, "-o", file, "--state-dir", b.TempDir())
+				_, stderr = dejavu(b, "trace", "record", ref, "--recorder", m, "--out", file, "--state-dir", b.TempDir())
 				if m == "backstore" {
 					fi, _ := os.Stat(file)
 					tr, err := trace.ReadFile(file)

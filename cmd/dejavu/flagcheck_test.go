@@ -21,8 +21,8 @@ func TestBadFlagValuesRefused(t *testing.T) {
 		{[]string{"mount", "localhost:1/x:y", t.TempDir()}, []string{"--trace-wait", "-1s"}, "--trace-wait -1s"},
 		{[]string{"mount", "localhost:1/x:y", t.TempDir()}, []string{"--request-timeout", "-1s"}, "--request-timeout -1s"},
 		{[]string{"run", "localhost:1/x:y"}, []string{"--timeout", "-1s"}, "--timeout -1s"},
-		{[]string{"trace", "record", "localhost:1/x:y", "-o", t.TempDir() + "/t.djv"}, []string{"--timeout", "0s"}, "--timeout 0s"},
-		{[]string{"trace", "record", "localhost:1/x:y", "-o", t.TempDir() + "/t.djv"}, []string{"--min-runs", "-1"}, "min-runs -1"},
+		{[]string{"trace", "record", "localhost:1/x:y", "--out", t.TempDir() + "/t.djv"}, []string{"--timeout", "0s"}, "--timeout 0s"},
+		{[]string{"trace", "record", "localhost:1/x:y", "--out", t.TempDir() + "/t.djv"}, []string{"--min-runs", "-1"}, "min-runs -1"},
 		{[]string{"image", "build", t.TempDir(), "oci:" + t.TempDir() + ":x"}, []string{"--env", "NOEQUALS"}, `--env "NOEQUALS"`},
 	} {
 		args := append(tc.cmd, tc.flag...)

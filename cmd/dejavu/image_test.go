@@ -18,25 +18,29 @@ import (
 // dejavu runs the CLI in-process and returns what it printed.
 func dejavu(t testing.TB, args ...string) (string, string) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
+	stdout, stderr, err := runCLI(t, args...)
+	if err != nil {
+		t.Fatalf("dejavu %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return stdout, stderr
+}
+
+// runCLI runs the CLI in-process and returns what it wrote to each stream.
+func runCLI(t testing.TB, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var o, e bytes.Buffer
 	root := newRootCmd()
 	root.SetArgs(args)
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
-	if err := root.ExecuteContext(t.Context()); err != nil {
-		t.Fatalf("dejavu %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String(), stderr.String()
+	root.SetOut(&o)
+	root.SetErr(&e)
+	err = root.ExecuteContext(t.Context())
+	return o.String(), e.String(), err
 }
 
 // dejavuErr runs the CLI and expects it to fail.
 func dejavuErr(t *testing.T, args ...string) error {
 	t.Helper()
-	root := newRootCmd()
-	root.SetArgs(args)
-	root.SetOut(new(bytes.Buffer))
-	root.SetErr(new(bytes.Buffer))
-	err := root.ExecuteContext(t.Context())
+	_, _, err := runCLI(t, args...)
 	if err == nil {
 		t.Fatalf("dejavu %s succeeded, want an error", strings.Join(args, " "))
 	}

@@ -76,14 +76,16 @@ func outputCommands(e outputEnv) []outputCommand {
 		{"image raw", func(o string) []string {
 			return []string{"image", "raw", "oci:" + e.layout + ":" + testreg.HelloWorldConverted, o}
 		}, true},
-		{"trace merge", func(o string) []string { return []string{"trace", "merge", e.trace, e.trace, "-o", o} }, true},
-		{"trace pull", func(o string) []string { return []string{"trace", "pull", e.ref, "--digest", e.traceDigest, "-o", o} }, true},
-		{"trace export", func(o string) []string {
-			return []string{"trace", "export", e.trace, "--format", "overlaybd", "--image", e.ref, "-o", o}
+		{"trace merge", func(o string) []string { return []string{"trace", "merge", e.trace, e.trace, "--out", o} }, true},
+		{"trace pull", func(o string) []string {
+			return []string{"trace", "pull", e.ref, "--digest", e.traceDigest, "--out", o}
 		}, true},
-		{"trace record", func(o string) []string { return []string{"trace", "record", e.ref, "-o", o} }, false},
+		{"trace export", func(o string) []string {
+			return []string{"trace", "export", e.trace, "--format", "overlaybd", "--image", e.ref, "--out", o}
+		}, true},
+		{"trace record", func(o string) []string { return []string{"trace", "record", e.ref, "--out", o} }, false},
 		{"report", func(o string) []string { return []string{"report", e.results, "-o", "html", "--out", o} }, true},
-		{"bench", func(o string) []string { return []string{"bench", e.ref, "-o", o} }, false},
+		{"bench", func(o string) []string { return []string{"bench", e.ref, "--out", o} }, false},
 	}
 }
 

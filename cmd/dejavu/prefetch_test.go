@@ -110,6 +110,6 @@ func tracedImage(t *testing.T) (string, string, string, string) {
 	t.Helper()
 	addr, tree, ref := busybox.Image(t)
 	file := filepath.Join(t.TempDir(), "bb.djv")
-	dejavu(t, "trace", "record", ref, "-o", file, "--state-dir", t.TempDir())
+	dejavu(t, "trace", "record", ref, "--out", file, "--state-dir", t.TempDir())
 	return addr, tree, ref, file
 }

@@ -48,7 +48,7 @@ func TestBackstoreAndEBPFAgree(t *testing.T) {
 	traces := map[string]*trace.Trace{}
 	for _, rec := range []string{"backstore", "ebpf"} {
 		file := filepath.Join(dir, rec+".djv")
-		dejavu(t, "trace", "record", ref, "--recorder", rec, "-o", file, "--state-dir", t.TempDir())
+		dejavu(t, "trace", "record", ref, "--recorder", rec, "--out", file, "--state-dir", t.TempDir())
 		tr, err := trace.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -83,7 +83,7 @@ func TestRecordForeignDevice(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "foreign.djv")
 	done := make(chan string, 1)
 	go func() {
-		_, stderr := dejavu(t, "trace", "record", ref, "--device", loop, "--duration", "2s", "-o", file)
+		_, stderr := dejavu(t, "trace", "record", ref, "--device", loop, "--duration", "2s", "--out", file)
 		done <- stderr
 	}()
 	mnt := t.TempDir()
@@ -160,7 +160,7 @@ func TestBenchModes(t *testing.T) {
 	_, _, ref, file := tracedImage(t)
 	dejavu(t, "trace", "attach", ref, file)
 	out := filepath.Join(t.TempDir(), "results.json")
-	table, _ := dejavu(t, "bench", ref, "--modes", "full,lazy,prefetch,fifo,warm,local", "--runs", "2", "--rtt", "5ms", "--bandwidth", "400Mbit", "-o", out)
+	table, _ := dejavu(t, "bench", ref, "--modes", "full,lazy,prefetch,fifo,warm,local", "--runs", "2", "--rtt", "5ms", "--bandwidth", "400Mbit", "--out", out)
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +206,7 @@ func TestBenchModes(t *testing.T) {
 func TestBenchProfile(t *testing.T) {
 	_, _, ref, _ := tracedImage(t)
 	out := filepath.Join(t.TempDir(), "results.json")
-	dejavu(t, "bench", ref, "--profile", "same-region", "--modes", "lazy", "--runs", "1", "-o", out)
+	dejavu(t, "bench", ref, "--profile", "same-region", "--modes", "lazy", "--runs", "1", "--out", out)
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ func newTraceExportCmd() *cobra.Command {
 	var out, format, image string
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "export FILE --format overlaybd --image REF -o OUT",
+		Use:   "export FILE --format overlaybd --image REF --out OUT",
 		Short: "Export a trace to overlaybd's own trace file format",
 		Long: `Export writes the trace in the format of overlaybd's recordTracePath, for the
 unmodified overlaybd: ranges in each layer's uncompressed file, layer 0 the
@@ -24,14 +24,14 @@ image (--image, the image the trace was recorded on; only headers and indexes
 are fetched).
 
 ` + outputHelp("OUT"),
-		Example: `  dejavu trace export web.djv --format overlaybd --image localhost:5000/app:latest -o trace`,
+		Example: `  dejavu trace export web.djv --format overlaybd --image localhost:5000/app:latest --out trace`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "overlaybd" {
 				return fmt.Errorf("--format %q: only overlaybd is supported", format)
 			}
 			if out == "" || image == "" {
-				return errors.New("-o OUT and --image REF are required")
+				return errors.New("--out OUT and --image REF are required")
 			}
 			t, err := trace.ReadFile(args[0])
 			if err != nil {
@@ -45,7 +45,7 @@ are fetched).
 		},
 	}
 	rf.register(cmd.Flags())
-	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")
+	registerOut(cmd, &out, "file to write")
 	registerForce(cmd.Flags(), &force)
 	cmd.Flags().StringVar(&format, "format", "overlaybd", "export format (overlaybd)")
 	cmd.Flags().StringVar(&image, "image", "", "the image the trace was recorded on")

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/spf13/cobra"
 
 	"github.com/dejavu-project/dejavu/internal/safefile"
@@ -14,17 +12,17 @@ func newTraceMergeCmd() *cobra.Command {
 	var minRuns int
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "merge FILE... -o OUT",
+		Use:   "merge FILE... --out OUT",
 		Short: "Merge traces of the same workload and image",
 		Long: `Merge keeps the byte ranges read in at least --min-runs of the traces; the
 earliest first access of a range wins.
 
 ` + outputHelp("OUT"),
-		Example: `  dejavu trace merge run1.djv run2.djv run3.djv --min-runs 2 -o web.djv`,
+		Example: `  dejavu trace merge run1.djv run2.djv run3.djv --min-runs 2 --out web.djv`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				return errors.New("-o OUT is required")
+			if err := requireOut(out, "OUT"); err != nil {
+				return err
 			}
 			if err := safefile.Check(out, safefile.WithReplace(force)); err != nil {
 				return forceHint(err)
@@ -44,7 +42,7 @@ earliest first access of a range wins.
 			return forceHint(trace.WriteFile(out, m, trace.WithReplace(force)))
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", "merged trace file")
+	registerOut(cmd, &out, "merged trace file")
 	registerForce(cmd.Flags(), &force)
 	cmd.Flags().IntVar(&minRuns, "min-runs", 1, "keep ranges seen in at least this many traces")
 	return cmd

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -15,18 +14,18 @@ func newTracePullCmd() *cobra.Command {
 	var out, digest, workload string
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "pull REF -o FILE",
+		Use:   "pull REF --out FILE",
 		Short: "Fetch an attached trace",
 		Long: `Pull fetches the trace attached to REF (the newest, the newest of --workload,
 or the one --digest names) and writes it to FILE.
 
 ` + outputHelp("FILE"),
-		Example: `  dejavu trace pull localhost:5000/app:latest --workload web -o web.djv
-  dejavu trace pull localhost:5000/app:latest --digest sha256:... -o pinned.djv`,
+		Example: `  dejavu trace pull localhost:5000/app:latest --workload web --out web.djv
+  dejavu trace pull localhost:5000/app:latest --digest sha256:... --out pinned.djv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				return errors.New("-o FILE is required")
+			if err := requireOut(out, "FILE"); err != nil {
+				return err
 			}
 			if err := safefile.Check(out, safefile.WithReplace(force)); err != nil {
 				return forceHint(err)
@@ -47,7 +46,7 @@ or the one --digest names) and writes it to FILE.
 		},
 	}
 	rf.register(cmd.Flags())
-	cmd.Flags().StringVarP(&out, "output", "o", "", "trace file to write")
+	registerOut(cmd, &out, "trace file to write")
 	registerForce(cmd.Flags(), &force)
 	cmd.Flags().StringVar(&digest, "digest", "", "the trace artifact digest")
 	cmd.Flags().StringVar(&workload, "workload", "", "the newest trace of this workload")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -20,7 +19,7 @@ func newTraceRecordCmd() *cobra.Command {
 	var runs, minRuns int
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "record REF -o FILE [-- CMD ARGS...]",
+		Use:   "record REF --out FILE [-- CMD ARGS...]",
 		Short: "Record what a workload reads while it starts",
 		Long: `Record starts the workload --runs times as "dejavu run" does, each time from an
 empty cache and with the page cache dropped, and records which byte ranges of
@@ -33,17 +32,17 @@ program on the block_rq_issue tracepoint watches the loop device). With
 as the real overlaybd's, for --duration, mapping its reads through REF's
 indexes. Needs root.
 
-FILE is checked before the first run and written through a temporary file
+--out FILE is checked before the first run and written through a temporary file
 beside it and a rename. An existing regular file is replaced only with
 --force; anything else at FILE (a device node, a symbolic link, a directory,
 a FIFO) is never replaced.`,
-		Example: `  dejavu trace record localhost:5000/web:latest --ready http://127.0.0.1:8080/ --workload web -o web.djv
-  dejavu trace record localhost:5000/py:latest --runs 3 --min-runs 2 -o py.djv -- python3 -c "import numpy"
-  dejavu trace record registry.example.com/app:v1 --device /dev/sdb --duration 60s -o app.djv`,
+		Example: `  dejavu trace record localhost:5000/web:latest --ready http://127.0.0.1:8080/ --workload web --out web.djv
+  dejavu trace record localhost:5000/py:latest --runs 3 --min-runs 2 --out py.djv -- python3 -c "import numpy"
+  dejavu trace record registry.example.com/app:v1 --device /dev/sdb --duration 60s --out app.djv`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				return errors.New("-o FILE is required")
+			if err := requireOut(out, "FILE"); err != nil {
+				return err
 			}
 			rec, err := record.ParseRecorder(recorder)
 			if err != nil {
@@ -86,7 +85,7 @@ a FIFO) is never replaced.`,
 	fl.IntVar(&runs, "runs", 1, "warm-up starts to record")
 	fl.IntVar(&minRuns, "min-runs", 1, "keep ranges read in at least this many runs")
 	fl.StringVar(&workload, "workload", "", "workload name stored in the trace (default: default)")
-	fl.StringVarP(&out, "output", "o", "", "trace file to write")
+	registerOut(cmd, &out, "trace file to write")
 	registerForce(fl, &force)
 	fl.StringVar(&devicePath, "device", "", "record a block device dejavu does not serve (with eBPF), e.g. overlaybd's; REF is then the image it holds")
 	fl.DurationVar(&duration, "duration", 30*time.Second, "with --device: how long to record (SIGINT stops earlier)")

@@ -27,7 +27,7 @@ func TestTraceCommands(t *testing.T) {
 	if err := os.WriteFile(file, []byte("older"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut := dejavu(t, "trace", "record", ref, "--runs", "2", "--workload", "hello", "--force", "-o", file, "--state-dir", state)
+	_, errOut := dejavu(t, "trace", "record", ref, "--runs", "2", "--workload", "hello", "--force", "--out", file, "--state-dir", state)
 	if !strings.Contains(errOut, "run 2: ready in") {
 		t.Fatalf("record:\n%s", errOut)
 	}
@@ -46,7 +46,7 @@ func TestTraceCommands(t *testing.T) {
 		t.Fatalf("ls:\n%s", ls)
 	}
 	pulled := filepath.Join(dir, "pulled.djv")
-	dejavu(t, "trace", "pull", ref, "--digest", digest, "-o", pulled)
+	dejavu(t, "trace", "pull", ref, "--digest", digest, "--out", pulled)
 	a, _ := os.ReadFile(file)
 	b, _ := os.ReadFile(pulled)
 	ta, _ := trace.Unmarshal(a)
@@ -55,12 +55,12 @@ func TestTraceCommands(t *testing.T) {
 		t.Fatalf("pulled trace differs: %v", err)
 	}
 	exported := filepath.Join(dir, "overlaybd.trace")
-	dejavu(t, "trace", "export", file, "--format", "overlaybd", "--image", ref, "-o", exported)
+	dejavu(t, "trace", "export", file, "--format", "overlaybd", "--image", ref, "--out", exported)
 	e, _ := os.ReadFile(exported)
 	if len(e) < 48 || binary.LittleEndian.Uint32(e) != trace.OverlaybdTraceMagic || int(binary.LittleEndian.Uint64(e[8:])) != len(e)-24 {
 		t.Fatalf("exported %d bytes", len(e))
 	}
-	if err := dejavuErr(t, "trace", "record", ref, "--recorder", "bogus", "-o", file); !strings.Contains(err.Error(), "want backstore or ebpf") {
+	if err := dejavuErr(t, "trace", "record", ref, "--recorder", "bogus", "--out", file); !strings.Contains(err.Error(), "want backstore or ebpf") {
 		t.Fatalf("bad recorder: %v", err)
 	}
 }
