@@ -158,11 +158,14 @@ func (s *containerdStarter) start(ctx context.Context, mode reports.Mode, ref st
 	}
 	os.RemoveAll(s.cache)
 	if mode == reports.ModeWarm {
-		// Fill the cache and keep the image.
-		if err := s.pull(ctx, ref); err != nil {
-			return reports.Start{}, err
+		// Fill the cache and keep the image; not timed, so unshaped.
+		restore := proxy.Unshaped()
+		err := s.pull(ctx, ref)
+		if err == nil {
+			err = s.run(ctx, ref, trace.SourceSpec{Kind: trace.SourceNone}.String())
 		}
-		if err := s.run(ctx, ref, trace.SourceSpec{Kind: trace.SourceNone}.String()); err != nil {
+		restore()
+		if err != nil {
 			return reports.Start{}, err
 		}
 		if err := s.unmounted(); err != nil {

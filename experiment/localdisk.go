@@ -24,7 +24,7 @@ type localDisk struct {
 // over it and decompression cost a warm start.
 func (s *localStarter) startLocal(ctx context.Context, ref string, proxy *netshape.Proxy) (reports.Start, error) {
 	if s.disk == nil {
-		d, err := s.writeLocalDisk(ctx, ref)
+		d, err := s.writeLocalDisk(ctx, ref, proxy)
 		if err != nil {
 			return reports.Start{}, err
 		}
@@ -40,9 +40,9 @@ func (s *localStarter) startLocal(ctx context.Context, ref string, proxy *netsha
 
 // writeLocalDisk writes the image's file system once, outside the
 // measurement, from the warm cache (filled first if need be).
-func (s *localStarter) writeLocalDisk(ctx context.Context, ref string) (*localDisk, error) {
+func (s *localStarter) writeLocalDisk(ctx context.Context, ref string, proxy *netshape.Proxy) (*localDisk, error) {
 	warm := s.warmCache()
-	if err := s.fillWarmCache(ctx, ref, warm); err != nil {
+	if err := s.fillWarmCache(ctx, ref, warm, proxy); err != nil {
 		return nil, err
 	}
 	if s.e.Progress != nil {
@@ -58,6 +58,7 @@ func (s *localStarter) writeLocalDisk(ctx context.Context, ref string) (*localDi
 		return nil, err
 	}
 	d := &localDisk{path: filepath.Join(s.work, "local.ext4"), config: cfg}
+	defer proxy.Unshaped()()
 	if _, err := backstore.WriteRaw(ctx, ref, d.path, false, opts...); err != nil {
 		return nil, fmt.Errorf("experiment: the local file system: %w", err)
 	}

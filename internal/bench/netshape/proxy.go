@@ -126,6 +126,14 @@ func (p *Proxy) URL() string { return "http://" + p.Addr() }
 // Close stops the proxy, cutting connections in flight.
 func (p *Proxy) Close() error { return p.srv.Close() }
 
+// Unshaped lifts the delay and the bandwidth limit until restore is
+// called, for traffic that is not measured (filling a cache before warm
+// starts).
+func (p *Proxy) Unshaped() (restore func()) {
+	rtt, bw := p.rtt.Swap(0), p.bandwidth.Swap(0)
+	return func() { p.rtt.Store(rtt); p.bandwidth.Store(bw) }
+}
+
 // SetRTT changes the round-trip delay.
 func (p *Proxy) SetRTT(d time.Duration) { p.rtt.Store(int64(d)) }
 

@@ -153,3 +153,28 @@ func TestFaults(t *testing.T) {
 		t.Errorf("counted %d faults, saw %d", got, bad)
 	}
 }
+
+// Unshaped lifts the delay until restored: ten requests at a 2 s RTT would
+// take 20 s; unshaped they must not take even one RTT, and after the
+// restore one request takes the RTT again.
+func TestUnshaped(t *testing.T) {
+	p, url, _ := setup(t, WithRTT(2*time.Second), WithBandwidth(1024))
+	restore := p.Unshaped()
+	start := time.Now()
+	for i := 0; i < 10; i++ {
+		if _, _, err := get(t, http.DefaultClient, url, "bytes=0-4095"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if el := time.Since(start); el >= 2*time.Second {
+		t.Errorf("10 unshaped requests took %v, one RTT or more", el)
+	}
+	restore()
+	start = time.Now()
+	if _, _, err := get(t, http.DefaultClient, url, "bytes=0-9"); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 2*time.Second {
+		t.Errorf("a request after the restore took %v, less than the RTT", el)
+	}
+}
