@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,7 +43,7 @@ device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 					return forceHint(err)
 				}
 			}
-			f, err := os.Open(args[0])
+			f, err := safefile.Open(args[0])
 			if err != nil {
 				return err
 			}
