@@ -97,6 +97,9 @@ func newBackstore(ref string, cfg config) (*Backstore, error) {
 	if r.Kind == imageref.KindFiles {
 		return nil, fmt.Errorf("backstore: %s: open an image from a registry or an OCI layout", ref)
 	}
+	if cfg.cacheLimit < 0 || cfg.cacheLimit > 0 && cfg.cacheLimit < MinCacheLimit(cfg.unit) {
+		return nil, fmt.Errorf("backstore: cache limit of %d bytes: want 0 (no bound) or at least %d bytes (%d fetch units)", cfg.cacheLimit, MinCacheLimit(cfg.unit), minCacheUnits)
+	}
 	cache, err := openDiskCache(cfg.cacheDir, cfg.unit, cfg.cacheLimit)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dejavu-project/dejavu/backstore"
@@ -82,6 +83,30 @@ func TestCacheBound(t *testing.T) {
 	}
 	if u := c.Used(); u > limit {
 		t.Fatalf("cache holds %d bytes, bound %d", u, limit)
+	}
+}
+
+// TestCacheLimitTooSmall: a bound that cannot hold the demand reads in
+// flight (it used to fail at the first read with "keep being evicted") is
+// refused by Open, naming the minimum; a bound of exactly the minimum
+// reads the whole image.
+func TestCacheLimitTooSmall(t *testing.T) {
+	reg := startRegistry(t)
+	ref, layer, _ := builtImage(t, reg, 300)
+	for _, limit := range []int64{-1, 1, backstore.MinCacheLimit(64<<10) - 1} {
+		_, err := backstore.Open(context.Background(), ref, backstore.WithCacheDir(t.TempDir()), backstore.WithCacheLimit(limit), backstore.WithFetchUnit(64<<10))
+		if err == nil || !strings.Contains(err.Error(), "at least 1048576 bytes") {
+			t.Errorf("limit %d: %v; want an error naming the minimum", limit, err)
+		}
+	}
+	bs, err := backstore.Open(context.Background(), ref, backstore.WithCacheDir(t.TempDir()), backstore.WithCacheLimit(backstore.MinCacheLimit(64<<10)), backstore.WithFetchUnit(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	local := localDevice(t, layer)
+	if !bytes.Equal(readAll(t, bs, bs.Size()), readAll(t, local, local.Size())) {
+		t.Fatal("bytes differ under the smallest cache bound")
 	}
 }
 

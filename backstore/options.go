@@ -50,8 +50,22 @@ func newConfig(opts []Option) config {
 // when they return).
 func WithCacheDir(dir string) Option { return func(c *config) { c.cacheDir = dir } }
 
-// WithCacheLimit bounds the cache in bytes (0: no bound).
+// WithCacheLimit bounds the cache in bytes (0, the default: no bound). A
+// bound below MinCacheLimit of the fetch unit is refused by Open.
 func WithCacheLimit(n int64) Option { return func(c *config) { c.cacheLimit = n } }
+
+// minCacheUnits is how many fetch units a bounded cache holds at least.
+// A demand read fetches whole units into the cache and then reads them
+// from it; a cache that cannot hold the units of the reads in flight (FUSE
+// issues several at once, and eviction frees down to 90% of the bound)
+// evicts a unit before its reader gets to it, and the read fails with
+// "keep being evicted".
+const minCacheUnits = 16
+
+// MinCacheLimit is the smallest cache bound Open accepts with fetch unit
+// unit: 16 units (4 MiB at DefaultFetchUnit). A prefetcher's requests in
+// flight come on top of it; callers that run one should allow for them.
+func MinCacheLimit(unit int64) int64 { return minCacheUnits * unit }
 
 // WithFetchUnit sets the fetch and cache unit (a multiple of 4 KiB).
 func WithFetchUnit(n int64) Option { return func(c *config) { c.unit = n } }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -237,7 +236,7 @@ func (b *Backstore) fetchers(life context.Context, r imageref.Ref, cfg config) (
 	out := make([]fetcher, len(b.manifest.Layers))
 	if r.Kind == imageref.KindLayout {
 		for i, d := range b.manifest.Layers {
-			f, err := openLayoutBlob(r.Dir, d)
+			f, err := imageref.OpenLayoutBlob(r.Dir, d)
 			if err != nil {
 				return nil, fmt.Errorf("backstore: %s: layer %d: %w", r, i, err)
 			}
@@ -280,30 +279,4 @@ func (c *registryClient) get() (*http.Client, string, error) {
 		c.base = fmt.Sprintf("%s://%s/v2/%s/blobs/", scheme, repo.RegistryStr(), repo.RepositoryStr())
 	})
 	return c.client, c.base, c.err
-}
-
-// openLayoutBlob opens a layout's blob file. A layout is as untrusted as a
-// registry: its blob must be a regular file of the size the manifest says,
-// not a symlink to some other file of the host, which the reader would
-// then serve (and quote in its errors).
-func openLayoutBlob(dir string, d v1.Descriptor) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("blob %s is a symbolic link; a layout's blobs must be regular files", d.Digest)
-		}
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("blob %s is not a regular file (%s)", d.Digest, fi.Mode().Type())
-	}
-	if err == nil && fi.Size() != d.Size {
-		err = fmt.Errorf("blob %s holds %d bytes, the manifest says %d", d.Digest, fi.Size(), d.Size)
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }

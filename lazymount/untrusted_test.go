@@ -6,10 +6,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
+	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/internal/testutil/tracetest"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/trace"
@@ -82,24 +83,15 @@ func TestHostileTraceAttached(t *testing.T) {
 	}
 }
 
-// TestTraceWaitCoversTheLookup: a trace that never comes (a FIFO nobody
-// writes) holds the start for the trace wait and no longer, and the log
-// says the trace was refused.
+// TestTraceWaitCoversTheLookup: a trace that never comes (--trace auto at
+// a registry that never answers the referrers request) holds the start for
+// the trace wait and no longer, and the log says the trace was refused.
 func TestTraceWaitCoversTheLookup(t *testing.T) {
-	ref := helloWorld(t)
-	fifo := filepath.Join(t.TempDir(), "trace.djv")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Unblock the lookup's open at the end, so that its goroutine ends.
-	t.Cleanup(func() {
-		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			f.Close()
-		}
-	})
+	testenv.RequireLazyMount(t)
+	ref := testreg.Start(t, testreg.WithStalledReferrers()).HelloWorld(t, "hello:obd")
 	base := timedStart(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceNone}))
 	const wait = 300 * time.Millisecond
-	s := timedStart(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceFile, Path: fifo}), lazymount.WithTraceWait(wait))
+	s := timedStart(t, ref, lazymount.WithTrace(trace.SourceSpec{Kind: trace.SourceAuto}), lazymount.WithTraceWait(wait))
 	t.Logf("start without a trace: %v; with a trace that never comes: %v (wait %v)", base.took, s.took, wait)
 	if s.took < wait || s.took > base.took+wait+time.Second {
 		t.Errorf("ready after %v, want about the wait (%v) after %v", s.took, wait, base.took)

@@ -250,13 +250,17 @@ func Attach(ctx context.Context, ref imageref.Ref, t *Trace, opts ...AttachOptio
 }
 
 // checkAttachable encodes t and refuses it when a start would: its records
-// (Validate), against the image's layer sizes (CheckLayers), and its
-// encoded form (Unmarshal's bounds on the encoded size).
+// (Validate), against the image's layer sizes (CheckLayers), their order
+// (the encoded form's, which decoding checks), and its encoded form
+// (Unmarshal's bounds on the encoded size).
 func checkAttachable(t *Trace, layers []v1.Descriptor) ([]byte, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
 	if err := t.CheckLayers(layers); err != nil {
+		return nil, err
+	}
+	if err := t.checkSorted(); err != nil {
 		return nil, err
 	}
 	enc, err := Marshal(t)

@@ -158,6 +158,9 @@ func unmarshal(b []byte) (*Trace, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
+	if err := t.checkSorted(); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 

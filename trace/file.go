@@ -2,14 +2,15 @@ package trace
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/dejavu-project/dejavu/internal/safefile"
 )
 
-// ReadFile reads an encoded trace from a file.
+// ReadFile reads an encoded trace from a file. Anything but a regular file
+// (a FIFO, a device node) is refused without blocking on it: a trace is
+// decoded within bounds taken from its encoded size.
 func ReadFile(path string) (*Trace, error) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}

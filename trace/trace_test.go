@@ -142,6 +142,9 @@ func FuzzUnmarshal(f *testing.F) {
 		if err := tr.Validate(); err != nil {
 			t.Fatalf("decoded an invalid trace: %v", err)
 		}
+		if err := tr.checkSorted(); err != nil {
+			t.Fatalf("decoded an unsorted trace: %v", err)
+		}
 		again, err := Marshal(tr)
 		if err != nil {
 			t.Fatal(err)

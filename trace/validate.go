@@ -82,6 +82,19 @@ func (t *Trace) Validate() error {
 	return refused(t.checkOverlap())
 }
 
+// checkSorted refuses records that are not sorted by first access, as the
+// encoded form must be (docs/trace-artifact.md): Normalize sorts them so.
+// A trace in memory may be in any order (the planner sorts its own copy);
+// one that is decoded or attached may not.
+func (t *Trace) checkSorted() error {
+	for i := 1; i < len(t.Records); i++ {
+		if p, r := t.Records[i-1], t.Records[i]; r.First < p.First {
+			return refused(fmt.Errorf("trace: records %d and %d are not sorted by first access (%s, then %s)", i-1, i, p.First, r.First))
+		}
+	}
+	return nil
+}
+
 // checkOverlap sorts a copy of the records by layer and offset.
 func (t *Trace) checkOverlap() error {
 	idx := make([]int32, len(t.Records))

@@ -17,6 +17,13 @@
 // registries and layouts without touching a byte of any manifest or blob, so
 // every digest (and every signature made over one) stays valid.
 //
+// A layout is as untrusted as a registry: it is read by this package's own
+// reader (layout.go), not go-containerregistry's, so that every blob is a
+// regular file (never a symbolic link out of the layout) whose size and
+// SHA-256 match its descriptor before any byte of it is used; manifests,
+// indexes and configs are bounded and read whole, layers hashed whole when
+// opened (OpenLayoutBlob, which the backstore uses too).
+//
 // Plain HTTP is always allowed for registries on loopback addresses, as local
 // test registries rarely have certificates (go-containerregistry also allows
 // it for private network addresses); WithInsecure extends that to any

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -115,21 +112,12 @@ func loadRemote(ctx context.Context, r Ref, o options) (node, error) {
 	return n, err
 }
 
+// loadLayout reads the entry r names through the checked layout reader
+// (layout.go): blobs are regular files matching their digests.
 func loadLayout(r Ref) (node, error) {
-	p, err := layout.FromPath(r.Dir)
+	im, err := readIndexJSON(r.Dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return node{}, fmt.Errorf("not an OCI image layout: no %s", filepath.Join(r.Dir, "index.json"))
-		}
-		return node{}, fmt.Errorf("open layout: %w", err)
-	}
-	root, err := p.ImageIndex()
-	if err != nil {
-		return node{}, fmt.Errorf("read index.json: %w", err)
-	}
-	im, err := root.IndexManifest()
-	if err != nil {
-		return node{}, fmt.Errorf("parse index.json: %w", err)
+		return node{}, err
 	}
 	desc, err := selectEntry(im.Manifests, r.Tag)
 	if err != nil {
@@ -138,9 +126,9 @@ func loadLayout(r Ref) (node, error) {
 	n := node{desc: desc}
 	switch mt := desc.MediaType; {
 	case mt.IsIndex():
-		n.idx, err = root.ImageIndex(desc.Digest)
+		n.idx, err = newLayoutIndex(r.Dir, desc)
 	case mt.IsImage():
-		n.img, err = root.Image(desc.Digest)
+		n.img, err = newLayoutImage(r.Dir, desc)
 	default:
 		return node{}, fmt.Errorf("entry %s has unsupported media type %q", desc.Digest, mt)
 	}

@@ -23,6 +23,11 @@ func TestBadFlagValuesRefused(t *testing.T) {
 		{[]string{"run", "localhost:1/x:y"}, []string{"--timeout", "-1s"}, "--timeout -1s"},
 		{[]string{"trace", "record", "localhost:1/x:y", "--out", t.TempDir() + "/t.djv"}, []string{"--timeout", "0s"}, "--timeout 0s"},
 		{[]string{"trace", "record", "localhost:1/x:y", "--out", t.TempDir() + "/t.djv"}, []string{"--min-runs", "-1"}, "min-runs -1"},
+		{[]string{"mount", "localhost:1/x:y", t.TempDir()}, []string{"--cache-limit", "1"}, "--cache-limit 1: want 0 (no bound) or at least 12 MiB"},
+		{[]string{"run", "localhost:1/x:y"}, []string{"--cache-limit", "1"}, "--cache-limit 1: want 0 (no bound) or at least 12 MiB"},
+		{[]string{"trace", "record", "localhost:1/x:y", "--out", t.TempDir() + "/t.djv"}, []string{"--cache-limit", "1"}, "--cache-limit 1: want 0 (no bound) or at least 4 MiB"},
+		{[]string{"snapshotter", "--root", t.TempDir(), "--address", t.TempDir() + "/s.sock"}, []string{"--cache-limit", "1"}, "--cache-limit 1: want 0 (no bound) or at least"},
+		{[]string{"mount", "localhost:1/x:y", t.TempDir()}, []string{"--cache-limit", "20MiB", "--prefetch-workers", "16"}, "--cache-limit 20MiB: want 0 (no bound) or at least 36 MiB"},
 		{[]string{"image", "build", t.TempDir(), "oci:" + t.TempDir() + ":x"}, []string{"--env", "NOEQUALS"}, `--env "NOEQUALS"`},
 	} {
 		args := append(tc.cmd, tc.flag...)

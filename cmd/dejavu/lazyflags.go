@@ -44,7 +44,7 @@ func (f *lazyFlags) registerFetch(cmd *cobra.Command, cacheDefault, cacheHelp, m
 	fl := cmd.Flags()
 	f.registry.register(fl)
 	fl.StringVar(&f.cacheDir, "cache", cacheDefault, cacheHelp)
-	fl.StringVar(&f.cacheLimit, "cache-limit", "0", "bound on the cache size (e.g. 20GiB; 0: no bound)")
+	fl.StringVar(&f.cacheLimit, "cache-limit", "0", "bound on the cache size (e.g. 20GiB; 0: no bound; at least 4 MiB plus --prefetch-workers × --prefetch-batch)")
 	fl.DurationVar(&f.idle, "fetch-idle-timeout", 10*time.Second, "abandon and retry a blob fetch that receives nothing for this long")
 	fl.IntVar(&f.attempts, "fetch-attempts", 6, "tries for each blob fetch")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", metricsHelp)
@@ -106,6 +106,9 @@ func (f *lazyFlags) mountOptions(ctx context.Context) (opts []lazymount.Option, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("--cache-limit: %w", err)
 	}
+	if min := f.minCacheLimit(); limit != 0 && limit < min {
+		return nil, nil, fmt.Errorf("--cache-limit %s: want 0 (no bound) or at least %s (%d bytes): the cache must hold the fetches in flight, the demand reads' and the prefetcher's", f.cacheLimit, humanBytes(min), min)
+	}
 	ropts, err := f.registry.options()
 	if err != nil {
 		return nil, nil, err
@@ -160,6 +163,16 @@ func (f *lazyFlags) traceOptions() ([]lazymount.Option, error) {
 
 // check refuses flag values that would fail late or obscurely, naming the
 // flag, and says plainly when the command cannot work without root.
+// minCacheLimit is the smallest --cache-limit that works: what backstore
+// needs for demand reads, and the prefetcher's requests in flight on top.
+func (f *lazyFlags) minCacheLimit() int64 {
+	min := backstore.MinCacheLimit(backstore.DefaultFetchUnit)
+	if f.hasPrefetch {
+		min += int64(f.workers) * max(f.batch, backstore.DefaultFetchUnit)
+	}
+	return min
+}
+
 func (f *lazyFlags) check() error {
 	switch {
 	case f.attempts < 1:

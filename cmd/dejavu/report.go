@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,7 +79,7 @@ device node, a symbolic link, a directory, a FIFO) is never replaced.`,
 // readResults reads a results file and recomputes its summary, so that
 // files from older versions get every column.
 func readResults(path string) (*reports.Results, error) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,15 @@ import (
 // command starts the test binary as the dejavu command.
 func command(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
+	return commandAs(t, "1", args...)
+}
+
+// commandAs starts the test binary as the dejavu command, or with main
+// "blocked" as the command with test-blocked (blockedRootCmd).
+func commandAs(t *testing.T, main string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "DEJAVU_TEST_MAIN=1")
+	cmd.Env = append(os.Environ(), "DEJAVU_TEST_MAIN="+main)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -57,13 +64,14 @@ func TestInterruptCancelsRegistryRequests(t *testing.T) {
 }
 
 // TestSecondSignalEndsTheProcess: a command blocked where no context
-// reaches (opening a FIFO nobody writes) ends at the second SIGTERM.
+// reaches (opening a FIFO nobody writes, which dejavu's own commands no
+// longer do: test-blocked does) ends at the second SIGTERM.
 func TestSecondSignalEndsTheProcess(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "trace.djv")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd, _ := command(t, "trace", "inspect", fifo)
+	cmd, _ := commandAs(t, "blocked", "test-blocked", fifo)
 	time.Sleep(500 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond)

@@ -18,4 +18,8 @@
 //
 // Run as root, that is what keeps "-o /dev/null" from turning the machine's
 // /dev/null into a regular file.
+//
+// Inputs a command reads whole (traces, results files) are opened with
+// Open, which refuses anything but a regular file without blocking: open(2)
+// of a FIFO with no writer would otherwise hang the command.
 package safefile

@@ -33,8 +33,9 @@ func (r *Registry) Ref(repoTag string) string { return r.Addr + "/" + repoTag }
 type Option func(*config)
 
 type config struct {
-	ggcr    bool
-	counter *Counter
+	ggcr           bool
+	counter        *Counter
+	stallReferrers bool
 }
 
 // WithGGCR serves go-containerregistry's plain registry (in memory, with the
@@ -43,6 +44,22 @@ func WithGGCR() Option { return func(c *config) { c.ggcr = true } }
 
 // WithCounter counts every request the registry answers in c.
 func WithCounter(c *Counter) Option { return func(cfg *config) { cfg.counter = c } }
+
+// WithStalledReferrers makes the registry never answer a referrers request
+// (the request is held until the client gives up or the test ends): a
+// trace lookup that never ends. Everything else is answered.
+func WithStalledReferrers() Option { return func(c *config) { c.stallReferrers = true } }
+
+// stallReferrers holds referrers requests until their client gives up.
+func stallReferrers(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/referrers/") {
+			<-r.Context().Done()
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // Start starts a registry on a free loopback port; it stops when the test
 // ends.
@@ -62,6 +79,9 @@ func Start(t testing.TB, opts ...Option) *Registry {
 		}
 		t.Cleanup(func() { rh.Close() })
 		h = rh
+	}
+	if cfg.stallReferrers {
+		h = stallReferrers(h)
 	}
 	return &Registry{Addr: serve(t, cfg.counter.wrap(h))}
 }
