@@ -97,15 +97,10 @@ func (b *lazyBlob) ensureExact(ctx context.Context, ranges []Extent, cause Cause
 }
 
 // Limits of one request: bytes, so that one slow request does not hold up
-// everything, and ranges, so that the Range header stays short. A run of
-// adjacent pages is cut into pieces of at most maxPiece, each stored and
-// released to its readers as soon as it has arrived: the fetcher asks for
-// adjacent pieces as one range, and a reader waiting for the first page of
-// a 2 MiB span then waits for its piece, not for the whole span.
+// everything, and ranges, so that the Range header stays short.
 const (
 	maxRun       = 4 << 20
 	maxReqRanges = 64
-	maxPiece     = 256 << 10
 )
 
 // pageRun is a run of adjacent pages, fetched as one range; c is done when
@@ -119,7 +114,6 @@ type pageRun struct {
 type request struct {
 	runs  []pageRun
 	bytes int64
-	spans int // ranges of adjacent runs, as the fetcher asks for them
 }
 
 // get fetches the missing pages of fill that nobody is fetching yet, and
@@ -191,24 +185,18 @@ func (rb *requestBuilder) add(p int) *call {
 	if k := len(rb.reqs); k > 0 {
 		r = rb.reqs[k-1]
 		lr := &r.runs[len(r.runs)-1]
-		adjacent := lr.last == p-1
-		switch {
-		case r.bytes+pageSize > maxRun:
-			r = nil
-		case adjacent && (lr.last-lr.first+1)*pageSize < maxPiece:
+		if lr.last == p-1 && r.bytes+pageSize <= maxRun {
 			lr.last = p
 			r.bytes += pageSize
 			return lr.c
-		case !adjacent && r.spans == maxReqRanges:
+		}
+		if r.bytes+pageSize > maxRun || len(r.runs) == maxReqRanges {
 			r = nil
 		}
 	}
 	if r == nil {
 		r = &request{}
 		rb.reqs = append(rb.reqs, r)
-	}
-	if n := len(r.runs); n == 0 || r.runs[n-1].last != p-1 {
-		r.spans++ // a new range in the request's Range header
 	}
 	c := &call{done: make(chan struct{})}
 	r.runs = append(r.runs, pageRun{p, p, c})

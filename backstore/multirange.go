@@ -64,7 +64,7 @@ func (f *httpFetcher) FetchRanges(ctx context.Context, offs []int64, bufs [][]by
 	for i := range pending {
 		pending[i] = i
 	}
-	if len(spansOf(offs, bufs, pending)) == 1 || f.reg.multi.Load() == multiNo {
+	if len(offs) == 1 || f.reg.multi.Load() == multiNo {
 		return f.each(ctx, offs, bufs, pending, done)
 	}
 	client, url, err := f.url()
@@ -110,93 +110,18 @@ func (f *httpFetcher) FetchRanges(ctx context.Context, offs []int64, bufs [][]by
 	return n, nil
 }
 
-// span is a range of the blob made of adjacent requested buffers, asked
-// for as one range.
-type span struct {
-	off, end int64
-	members  []int // indexes of its buffers, in blob order
-}
-
-// spansOf joins the buffers with the given indexes that touch each other
-// into spans, in blob order.
-func spansOf(offs []int64, bufs [][]byte, which []int) []span {
-	idx := slices.Clone(which)
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(offs[a], offs[b]) })
-	var out []span
-	for _, i := range idx {
-		end := offs[i] + int64(len(bufs[i]))
-		if k := len(out) - 1; k >= 0 && out[k].end == offs[i] {
-			out[k].end = end
-			out[k].members = append(out[k].members, i)
-			continue
-		}
-		out = append(out, span{off: offs[i], end: end, members: []int{i}})
-	}
-	return out
-}
-
-// each fetches the buffers with the given indexes one span after another,
-// one range request each.
+// each fetches the ranges with the given indexes one request after another.
 func (f *httpFetcher) each(ctx context.Context, offs []int64, bufs [][]byte, which []int, done func(int)) (int, error) {
-	client, url, err := f.url()
-	if err != nil {
-		return 0, err
-	}
 	attempts := 0
-	for _, sp := range spansOf(offs, bufs, which) {
-		mo, mb := make([]int64, len(sp.members)), make([][]byte, len(sp.members))
-		for j, i := range sp.members {
-			mo[j], mb[j] = offs[i], bufs[i]
-		}
-		fill := newFiller(mo, mb, func(j int) { done(sp.members[j]) })
-		n, err := f.retrying(ctx, func() error { return f.onceSpan(ctx, client, url, sp, fill) })
+	for _, i := range which {
+		n, err := f.Fetch(ctx, bufs[i], offs[i])
 		attempts += n
 		if err != nil {
-			return attempts, fmt.Errorf("fetch %d+%d: %w", sp.off, sp.end-sp.off, err)
+			return attempts, err
 		}
+		done(i)
 	}
 	return attempts, nil
-}
-
-// onceSpan makes one request for a span, filling (and reporting) its
-// buffers as the bytes arrive.
-func (f *httpFetcher) onceSpan(ctx context.Context, client *http.Client, url string, sp span, fill *filler) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return errPermanent{err}
-	}
-	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", sp.off, sp.end-1))
-	idle := time.AfterFunc(f.retry.idleTimeout, func() { cancel(errStalled) })
-	defer idle.Stop()
-	resp, err := client.Do(req)
-	if err != nil {
-		return stallOr(ctx, err)
-	}
-	defer resp.Body.Close()
-	body := &idleReader{r: resp.Body, t: idle, d: f.retry.idleTimeout}
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-		if err := checkContentRange(resp.Header.Get("Content-Range"), sp.off, sp.end-1, f.size); err != nil {
-			return err
-		}
-	case http.StatusOK:
-		// A server that ignores Range sends the whole blob: skip to off.
-		idle.Reset(f.retry.idleTimeout)
-		if _, err := io.CopyN(io.Discard, body, sp.off); err != nil {
-			return stallOr(ctx, err)
-		}
-	case http.StatusNotFound, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestedRangeNotSatisfiable:
-		return errPermanent{fmt.Errorf("GET %s: %s", url, resp.Status)}
-	default:
-		return fmt.Errorf("GET %s (range %d-%d): %s", url, sp.off, sp.end-1, resp.Status)
-	}
-	idle.Reset(f.retry.idleTimeout)
-	if err := fill.part(body, sp.off, sp.end-1); err != nil {
-		return stallOr(ctx, err)
-	}
-	return fill.complete()
 }
 
 // onceMulti makes one multi-range request.
@@ -209,18 +134,15 @@ func (f *httpFetcher) onceMulti(ctx context.Context, client *http.Client, url st
 	}
 	var spec strings.Builder
 	spec.WriteString("bytes=")
-	all := make([]int, len(offs))
-	for i := range all {
-		all[i] = i
-	}
-	spans := spansOf(offs, bufs, all)
-	for k, sp := range spans {
-		if k > 0 {
+	lo, hi := offs[0], int64(0)
+	for i, off := range offs {
+		if i > 0 {
 			spec.WriteByte(',')
 		}
-		spec.WriteString(strconv.FormatInt(sp.off, 10) + "-" + strconv.FormatInt(sp.end-1, 10))
+		end := off + int64(len(bufs[i]))
+		spec.WriteString(strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(end-1, 10))
+		lo, hi = min(lo, off), max(hi, end)
 	}
-	lo, hi := spans[0].off, spans[len(spans)-1].end
 	req.Header.Set("Range", spec.String())
 	idle := time.AfterFunc(f.retry.idleTimeout, func() { cancel(errStalled) })
 	defer idle.Stop()
@@ -237,11 +159,11 @@ func (f *httpFetcher) onceMulti(ctx context.Context, client *http.Client, url st
 	case http.StatusNotFound, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestedRangeNotSatisfiable:
 		return errPermanent{fmt.Errorf("GET %s: %s", url, resp.Status)}
 	default:
-		return fmt.Errorf("GET %s (%d ranges): %s", url, len(spans), resp.Status)
+		return fmt.Errorf("GET %s (%d ranges): %s", url, len(offs), resp.Status)
 	}
 	idle.Reset(f.retry.idleTimeout)
 	body := &idleReader{r: resp.Body, t: idle, d: f.retry.idleTimeout}
-	fill := newFiller(offs, bufs, done)
+	fill := filler{offs: offs, bufs: bufs, lo: lo, hi: hi, done: done, reported: make([]bool, len(offs))}
 	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/byteranges" {
 		// One range: enough if the server joined them into one span.
@@ -280,31 +202,16 @@ func (f *httpFetcher) onceMulti(ctx context.Context, client *http.Client, url st
 	return nil
 }
 
-// filler copies the parts of a response into the buffers they overlap as
-// the bytes arrive, reports each buffer as soon as it is complete, and
+// filler copies the parts of a response into the buffers they overlap and
 // checks that every requested byte came.
 type filler struct {
 	offs     []int64
 	bufs     [][]byte
 	lo, hi   int64
-	got      [][2]int64 // bytes received, as sorted disjoint spans
+	got      [][2]int64 // parts received, sorted by start
 	done     func(int)
 	reported []bool
-	chunk    []byte
 }
-
-func newFiller(offs []int64, bufs [][]byte, done func(int)) *filler {
-	f := &filler{offs: offs, bufs: bufs, lo: offs[0], done: done, reported: make([]bool, len(offs))}
-	for i, off := range offs {
-		f.lo, f.hi = min(f.lo, off), max(f.hi, off+int64(len(bufs[i])))
-	}
-	return f
-}
-
-// fillChunk is how much of a part is read before its bytes are handed
-// out: a reader waiting for a piece gets it within one chunk of its
-// arrival.
-const fillChunk = 64 << 10
 
 func (f *filler) part(r io.Reader, a, b int64) error {
 	// Parts outside the asked span would make us buffer what we never
@@ -312,51 +219,25 @@ func (f *filler) part(r io.Reader, a, b int64) error {
 	if a < f.lo || b >= f.hi {
 		return badMultipart{fmt.Errorf("part %d-%d outside the requested %d-%d", a, b, f.lo, f.hi-1)}
 	}
-	if f.chunk == nil {
-		f.chunk = make([]byte, fillChunk)
+	p := make([]byte, b-a+1)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return fmt.Errorf("read part %d-%d: %w", a, b, err)
 	}
-	for at := a; at <= b; {
-		p := f.chunk[:min(int64(len(f.chunk)), b-at+1)]
-		if _, err := io.ReadFull(r, p); err != nil {
-			return fmt.Errorf("read part %d-%d: %w", a, b, err)
-		}
-		f.fill(at, p)
-		at += int64(len(p))
-	}
-	return nil
-}
-
-// fill takes the blob's bytes p at offset at.
-func (f *filler) fill(at int64, p []byte) {
-	end := at + int64(len(p))
 	for i, off := range f.offs {
-		if s, e := max(off, at), min(off+int64(len(f.bufs[i])), end); s < e {
-			copy(f.bufs[i][s-off:e-off], p[s-at:e-at])
+		end := off + int64(len(f.bufs[i]))
+		if s, e := max(off, a), min(end, b+1); s < e {
+			copy(f.bufs[i][s-off:e-off], p[s-a:e-a])
 		}
 	}
-	f.got = addSpan(f.got, at, end)
+	f.got = append(f.got, [2]int64{a, b + 1})
+	slices.SortFunc(f.got, func(x, y [2]int64) int { return cmp.Compare(x[0], y[0]) })
 	for i := range f.offs {
-		if !f.reported[i] && f.covered(i) >= f.offs[i]+int64(len(f.bufs[i])) {
+		if !f.reported[i] && f.covered(i) == f.offs[i]+int64(len(f.bufs[i])) {
 			f.reported[i] = true
 			f.done(i)
 		}
 	}
-}
-
-// addSpan adds [a, b) to sorted disjoint spans, joining what it touches.
-func addSpan(got [][2]int64, a, b int64) [][2]int64 {
-	out := got[:0:0]
-	for _, g := range got {
-		switch {
-		case g[1] < a || g[0] > b:
-			out = append(out, g)
-		default:
-			a, b = min(a, g[0]), max(b, g[1])
-		}
-	}
-	out = append(out, [2]int64{a, b})
-	slices.SortFunc(out, func(x, y [2]int64) int { return cmp.Compare(x[0], y[0]) })
-	return out
+	return nil
 }
 
 // covered returns how far from its start buffer i is filled.
