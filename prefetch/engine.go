@@ -145,13 +145,6 @@ func (e *Engine) next() (batch []int, wait bool) {
 		s := &e.states[i]
 		s.fetching, s.started = true, time.Now()
 	}
-	if e.priority && e.inflight > 0 && e.t.DemandInFlight() > 0 {
-		// The program is waiting on the link: one batch at a time
-		// meanwhile, so that its read gets about half the link instead
-		// of a share among all the batches; never none, or a program that
-		// always has a read in flight would leave the engine idle.
-		return nil, true
-	}
 	if e.batch > 0 && e.inflight > 0 {
 		// Near the end, fewer batches at once: the last bytes then come
 		// in the order the program needs them instead of all together
