@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -31,7 +30,7 @@ func HTML(w io.Writer, r *Results) error {
 		Bars      template.HTML
 		Timelines []template.HTML
 		Breakdown []string
-	}{r, rows(r), limitLine(r), strconv.FormatFloat(float64(r.Bandwidth)*8/1e6, 'f', -1, 64), template.HTML(barsSVG(r)), timelines, breakdownLines(r)})
+	}{r, rows(r), limitLine(r), r.mbit(), template.HTML(barsSVG(r)), timelines, breakdownLines(r)})
 }
 
 var page = template.Must(template.New("report").Parse(`<!DOCTYPE html>

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -60,7 +59,7 @@ func (r *Results) link() string {
 	if r.Profile != "" {
 		return r.Profile
 	}
-	return r.RTT + ", " + strconv.FormatFloat(float64(r.Bandwidth)*8/1e6, 'f', -1, 64) + " Mbit/s"
+	return r.RTT + ", " + r.mbit() + " Mbit/s"
 }
 
 func quotient(a, b float64) float64 {

@@ -81,8 +81,11 @@ func limitLine(r *Results) string {
 		return ""
 	}
 	return fmt.Sprintf("physical limit %s: the start needs %s at %s Mbit/s plus one round trip (%s), or the warm start if slower",
-		secs(r.PhysicalLimitSeconds), HumanBytes(r.NeededBytes), strconv.FormatFloat(float64(r.Bandwidth)*8/1e6, 'f', -1, 64), r.RTT)
+		secs(r.PhysicalLimitSeconds), HumanBytes(r.NeededBytes), r.mbit(), r.RTT)
 }
+
+// mbit is the link's bandwidth in Mbit/s, as the reports print it.
+func (r *Results) mbit() string { return strconv.FormatFloat(float64(r.Bandwidth)*8/1e6, 'f', -1, 64) }
 
 func secs(s float64) string { return strconv.FormatFloat(s, 'f', 3, 64) + "s" }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/dejavu-project/dejavu/internal/bench/containerdenv"
 	"github.com/dejavu-project/dejavu/internal/testutil/ctdtest"
-	"github.com/dejavu-project/dejavu/reports"
 )
 
 // TestBenchThroughContainerd: `dejavu bench --runtime containerd` times
@@ -21,15 +20,7 @@ func TestBenchThroughContainerd(t *testing.T) {
 	dejavu(t, "trace", "attach", ref, file)
 	out := filepath.Join(t.TempDir(), "results.json")
 	table, _ := dejavu(t, "bench", ref, "--runtime", "containerd", "--modes", "lazy,prefetch,warm", "--runs", "1", "--rtt", "5ms", "--bandwidth", "400Mbit", "--out", out)
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	res, err := reports.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := benchResults(t, out)
 	if res.Runtime != "containerd" || len(res.Starts) != 3 {
 		t.Fatalf("results: runtime %q, %d starts\n%s", res.Runtime, len(res.Starts), table)
 	}

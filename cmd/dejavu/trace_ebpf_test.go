@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,14 +160,7 @@ func TestBenchModes(t *testing.T) {
 	dejavu(t, "trace", "attach", ref, file)
 	out := filepath.Join(t.TempDir(), "results.json")
 	table, _ := dejavu(t, "bench", ref, "--modes", "full,lazy,prefetch,fifo,warm,local", "--runs", "2", "--rtt", "5ms", "--bandwidth", "400Mbit", "--out", out)
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res reports.Results
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := benchResults(t, out)
 	if len(res.Starts) != 12 || len(res.Summary) != 6 {
 		t.Fatalf("results: %d starts, %d summaries\n%s", len(res.Starts), len(res.Summary), table)
 	}
@@ -201,20 +193,28 @@ func TestBenchModes(t *testing.T) {
 	t.Logf("\n%s", table)
 }
 
+// benchResults reads the results file dejavu bench wrote.
+func benchResults(t *testing.T, path string) *reports.Results {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := reports.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // A link profile sets the link and is named in the results; it cannot be
 // mixed with --rtt or --bandwidth.
 func TestBenchProfile(t *testing.T) {
 	_, _, ref, _ := tracedImage(t)
 	out := filepath.Join(t.TempDir(), "results.json")
 	dejavu(t, "bench", ref, "--profile", "same-region", "--modes", "lazy", "--runs", "1", "--out", out)
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res reports.Results
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := benchResults(t, out)
 	if res.Profile != "same-region" || res.RTT != "2ms" || res.Bandwidth != 125000000 {
 		t.Errorf("results of the same-region profile: profile %q, rtt %s, %d B/s", res.Profile, res.RTT, res.Bandwidth)
 	}
