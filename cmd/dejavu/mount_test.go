@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 func startMount(t *testing.T, args ...string) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	var out bytes.Buffer
+	var out mountOutput
 	done := make(chan error, 1)
 	root := newRootCmd()
 	root.SetArgs(append([]string{"mount"}, args...))
@@ -36,8 +37,10 @@ func startMount(t *testing.T, args ...string) (stop func() error) {
 			t.Fatalf("dejavu mount exited: %v\n%s", err, out.String())
 		default:
 		}
+		// The file system shows in mountinfo before mount(8) returns;
+		// the command says "mounted" once it has set everything up.
 		mi, _ := os.ReadFile("/proc/self/mountinfo")
-		if strings.Contains(string(mi), " "+target+" ") {
+		if strings.Contains(string(mi), " "+target+" ") && strings.Contains(out.String(), "mounted ") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -50,6 +53,24 @@ func startMount(t *testing.T, args ...string) (stop func() error) {
 		cancel()
 		return <-done
 	}
+}
+
+// mountOutput is what a mount running in another goroutine prints.
+type mountOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *mountOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *mountOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
 }
 
 // TestMountCLI: build an image into a registry, mount it lazily, see the
