@@ -126,7 +126,7 @@ func (ib *imageBlobs) openImage(ctx context.Context, src string, cfg config) err
 				retries = cfg.checkRetries
 			}
 			fr := &fileReader{lb: l.lazy}
-			ib.blobs[i], ib.errs[i] = openBlob(ctx, l.lazy, fr, retries)
+			ib.blobs[i], ib.errs[i] = openBlob(ctx, l.lazy, fr, nil, retries)
 			if err := fr.failure(); err != nil {
 				fatal[i] = fmt.Errorf("%s: layer %d (%s): %w", ib.ref, i, l.Descriptor.Digest, err)
 			}

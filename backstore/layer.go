@@ -20,15 +20,16 @@ func openLayer(ctx context.Context, lb *lazyBlob, d v1.Descriptor, retries int) 
 	if !overlaybd.IsOverlaybdLayer(d) {
 		return nil, fmt.Errorf("not an overlaybd layer (no %s annotation); convert the image with dejavu image convert", overlaybd.AnnotationBlobDigest)
 	}
-	return openBlob(ctx, lb, lb, retries)
+	return openBlob(ctx, lb, lb, opening{lb}, retries)
 }
 
-// openBlob opens the blob read through ra, retrying as openLayer says;
-// what each failed try read is dropped from lb's cache.
-func openBlob(ctx context.Context, lb *lazyBlob, ra io.ReaderAt, retries int) (*overlaybd.Blob, error) {
+// openBlob opens the blob read through ra (through open, if not nil, while
+// it opens), retrying as openLayer says; what each failed try read is
+// dropped from lb's cache.
+func openBlob(ctx context.Context, lb *lazyBlob, ra, open io.ReaderAt, retries int) (*overlaybd.Blob, error) {
 	var err error
 	for try := 0; try <= retries; try++ {
-		rec := &recordingReader{r: ra}
+		rec := &recordingReader{r: ra, opening: open}
 		rec.recording.Store(true)
 		var blob *overlaybd.Blob
 		blob, err = overlaybd.OpenBlob(rec, lb.size)
@@ -48,12 +49,13 @@ func openBlob(ctx context.Context, lb *lazyBlob, ra io.ReaderAt, retries int) (*
 	return nil, err
 }
 
-// recordingReader notes the ranges read through it while recording.
+// recordingReader notes the ranges read through it while recording, and
+// reads them through opening if set.
 type recordingReader struct {
-	r         io.ReaderAt
-	recording atomic.Bool
-	mu        sync.Mutex
-	ranges    [][2]int64
+	r, opening io.ReaderAt
+	recording  atomic.Bool
+	mu         sync.Mutex
+	ranges     [][2]int64
 }
 
 func (r *recordingReader) ReadAt(p []byte, off int64) (int, error) {
@@ -61,6 +63,9 @@ func (r *recordingReader) ReadAt(p []byte, off int64) (int, error) {
 		r.mu.Lock()
 		r.ranges = append(r.ranges, [2]int64{off, off + int64(len(p))})
 		r.mu.Unlock()
+		if r.opening != nil {
+			return r.opening.ReadAt(p, off)
+		}
 	}
 	return r.r.ReadAt(p, off)
 }

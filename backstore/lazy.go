@@ -33,7 +33,16 @@ type call struct {
 }
 
 // ReadAt reads blob bytes, fetching what is missing for demand.
-func (b *lazyBlob) ReadAt(p []byte, off int64) (int, error) {
+func (b *lazyBlob) ReadAt(p []byte, off int64) (int, error) { return b.readAt(p, off, CauseDemand) }
+
+// opening reads a blob's headers and indexes as the image opens. They are
+// not demand: no program waits on them yet, so the prefetch need not hold
+// off for them, and they are not counted as the program's misses.
+type opening struct{ b *lazyBlob }
+
+func (o opening) ReadAt(p []byte, off int64) (int, error) { return o.b.readAt(p, off, CauseOpen) }
+
+func (b *lazyBlob) readAt(p []byte, off int64, cause Cause) (int, error) {
 	if off < 0 || off >= b.size {
 		return 0, fmt.Errorf("blob %s: read at %d outside %d bytes", b.digest, off, b.size)
 	}
@@ -45,7 +54,7 @@ func (b *lazyBlob) ReadAt(p []byte, off int64) (int, error) {
 	// case, cost one look at the page map.
 	for tries := 0; !b.held(off, n); tries++ {
 		b.cache.rw.RUnlock()
-		err := b.ensure(b.ctx, off, n, CauseDemand)
+		err := b.ensure(b.ctx, off, n, cause)
 		b.cache.rw.RLock()
 		if err != nil {
 			return 0, err

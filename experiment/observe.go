@@ -11,6 +11,7 @@ import (
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/record"
 	"github.com/dejavu-project/dejavu/reports"
+	"github.com/dejavu-project/dejavu/trace"
 )
 
 // startObserver watches one start: its registry requests, the bytes the
@@ -40,8 +41,24 @@ func (o *startObserver) BlobFetch(ev backstore.BlobFetch) { o.tl.BlobFetch(ev) }
 func (o *startObserver) result(mode reports.Mode, start time.Time, took time.Duration, proxy *netshape.Proxy) reports.Start {
 	s := proxy.Stats()
 	tl := append(o.tl.since(start), registryRequests(proxy.Requests(), start)...)
-	return reports.Start{Mode: mode, Timeline: tl, Seconds: took.Seconds(), Requests: s.Requests, Fetched: s.Bytes,
-		ReadBytes: o.reads.Load(), NeededBytes: o.capture.Trace("", nil, "").Bytes()}
+	t := o.capture.Trace("", nil, "")
+	r := reports.Start{Mode: mode, Timeline: tl, Seconds: took.Seconds(), Requests: s.Requests, Fetched: s.Bytes,
+		ReadBytes: o.reads.Load(), NeededBytes: t.Bytes()}
+	if mode == reports.ModeWarm {
+		r.Need = needCurve(t)
+	}
+	return r
+}
+
+// needCurve is when a start first read how many blob bytes: a warm start's
+// is the program's own pace, which the need limit is made of.
+func needCurve(t *trace.Trace) []reports.NeedPoint {
+	at := make([]float64, len(t.Records))
+	length := make([]int64, len(t.Records))
+	for i, r := range t.Records {
+		at[i], length[i] = r.First.Seconds(), r.Length
+	}
+	return reports.NeedCurve(at, length)
 }
 
 // timeline keeps a start's blob fetches.

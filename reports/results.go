@@ -33,6 +33,10 @@ type Results struct {
 	// be faster.
 	PhysicalLimitSeconds float64 `json:"physicalLimitSeconds"`
 	NeededBytes          int64   `json:"neededBytes"`
+	// NeedLimitSeconds is the physical limit with the program's own time
+	// in it (see needLimit), from the median warm start's need curve, and
+	// never below PhysicalLimitSeconds; 0 without warm starts.
+	NeedLimitSeconds float64 `json:"needLimitSeconds,omitempty"`
 }
 
 // Start is one timed start.
@@ -49,6 +53,9 @@ type Start struct {
 	Prefetch    *prefetch.Report `json:"prefetch,omitempty"`
 	// Timeline holds the start's blob fetches, for the HTML report.
 	Timeline []Fetch `json:"timeline,omitempty"`
+	// Need is the need curve of a warm start: when the program first read
+	// how many blob bytes.
+	Need []NeedPoint `json:"need,omitempty"`
 }
 
 // Fetch is one request for blob bytes during a start.
@@ -129,12 +136,16 @@ func (r *Results) Summarize(rtt time.Duration) {
 			needed = append(needed, s.NeededBytes)
 		}
 	}
-	r.NeededBytes, r.PhysicalLimitSeconds = 0, 0
+	r.NeededBytes, r.PhysicalLimitSeconds, r.NeedLimitSeconds = 0, 0, 0
 	if len(needed) == 0 || r.Bandwidth <= 0 {
 		return
 	}
 	r.NeededBytes = median(needed)
 	r.PhysicalLimitSeconds = max(float64(r.NeededBytes)/float64(r.Bandwidth)+rtt.Seconds(), base[ModeWarm])
+	// Both are lower bounds, so the larger is one too.
+	if w := medianStart(r.Starts, ModeSummary{Mode: ModeWarm, MedianSeconds: base[ModeWarm]}); w != nil && len(w.Need) > 0 {
+		r.NeedLimitSeconds = max(needLimit(w.Need, base[ModeWarm], rtt.Seconds(), r.Bandwidth), r.PhysicalLimitSeconds)
+	}
 }
 
 func summarize(mode Mode, starts []Start) ModeSummary {

@@ -20,9 +20,11 @@ type SuiteRow struct {
 	// VsLazy is lazy / prefetch (a speedup); VsLimit prefetch / the
 	// physical limit; VsFIFO fifo / prefetch (a speedup); VsWarm prefetch
 	// / warm; WarmVsLocal warm / local (what FUSE, the loop device and
-	// decompression cost a warm start).
+	// decompression cost a warm start); VsNeedLimit prefetch / the need
+	// limit (the physical limit with the program's own time in it).
 	VsLazy      float64 `json:"speedupVsLazy"`
 	VsLimit     float64 `json:"vsPhysicalLimit"`
+	VsNeedLimit float64 `json:"vsNeedLimit,omitempty"`
 	VsFIFO      float64 `json:"speedupVsFIFO"`
 	VsWarm      float64 `json:"vsWarm"`
 	WarmVsLocal float64 `json:"warmVsLocal"`
@@ -46,7 +48,8 @@ func Suite(rs []*Results) []SuiteRow {
 		out = append(out, SuiteRow{
 			Workload: cmp.Or(r.Workload, r.Image), Link: r.link(), Prefetch: p.MedianSeconds,
 			VsLazy: quotient(m[ModeLazy].MedianSeconds, p.MedianSeconds), VsLimit: quotient(p.MedianSeconds, r.PhysicalLimitSeconds),
-			VsFIFO: quotient(m[ModeFIFO].MedianSeconds, p.MedianSeconds), VsWarm: quotient(p.MedianSeconds, m[ModeWarm].MedianSeconds),
+			VsNeedLimit: quotient(p.MedianSeconds, r.NeedLimitSeconds),
+			VsFIFO:      quotient(m[ModeFIFO].MedianSeconds, p.MedianSeconds), VsWarm: quotient(p.MedianSeconds, m[ModeWarm].MedianSeconds),
 			WarmVsLocal: quotient(m[ModeWarm].MedianSeconds, m[ModeLocal].MedianSeconds),
 			Requests:    p.MedianRequests, LazyRequests: m[ModeLazy].MedianRequests, Breakdown: p.Breakdown,
 		})
@@ -76,14 +79,14 @@ func SuiteTable(w io.Writer, rows []SuiteRow, markdown bool) error {
 		opts = append(opts, tablewriter.WithRenderer(renderer.NewMarkdown()))
 	}
 	t := tablewriter.NewTable(w, opts...)
-	t.Header([]string{"workload", "link", "prefetch", "lazy/prefetch", "prefetch/limit", "fifo/prefetch", "prefetch/warm",
+	t.Header([]string{"workload", "link", "prefetch", "lazy/prefetch", "prefetch/limit", "prefetch/need limit", "fifo/prefetch", "prefetch/warm",
 		"requests (prefetch, lazy)", "warm/local", "head", "transfer", "tail", "demand wait"})
 	for _, r := range rows {
 		head, transfer, tail, demand := "-", "-", "-", "-"
 		if b := r.Breakdown; b != nil {
 			head, transfer, tail, demand = secs(b.Head), secs(b.Transfer), secs(b.Tail), secs(b.DemandWait)
 		}
-		if err := t.Append([]string{r.Workload, r.Link, secs(r.Prefetch), speedup(r.VsLazy), speedup(r.VsLimit), speedup(r.VsFIFO),
+		if err := t.Append([]string{r.Workload, r.Link, secs(r.Prefetch), speedup(r.VsLazy), speedup(r.VsLimit), speedup(r.VsNeedLimit), speedup(r.VsFIFO),
 			speedup(r.VsWarm), fmt.Sprintf("%d, %d", r.Requests, r.LazyRequests), speedup(r.WarmVsLocal), head, transfer, tail, demand}); err != nil {
 			return err
 		}

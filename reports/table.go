@@ -57,11 +57,11 @@ func breakdownLines(r *Results) []string {
 // rows are the summary table's cells, the header first.
 func rows(r *Results) [][]string {
 	out := [][]string{{"mode", "median", "p90", "min", "max", "vs lazy", "vs full", "vs limit",
-		"requests", "fetched", "program read", "prefetch hit/partial/miss", "wasted"}}
+		"vs need limit", "requests", "fetched", "program read", "prefetch hit/partial/miss", "wasted"}}
 	for _, m := range r.Summary {
-		limit := ratio(m.MedianSeconds, r.PhysicalLimitSeconds)
+		limit, need := ratio(m.MedianSeconds, r.PhysicalLimitSeconds), ratio(m.MedianSeconds, r.NeedLimitSeconds)
 		if !m.Mode.Cold() {
-			limit = "-" // the limit bounds cold starts
+			limit, need = "-", "-" // the limits bound cold starts
 		}
 		outcomes, wasted := "-", "-"
 		if m.Mode.Prefetches() {
@@ -69,7 +69,7 @@ func rows(r *Results) [][]string {
 			wasted = HumanBytes(m.WastedBytes)
 		}
 		out = append(out, []string{string(m.Mode), secs(m.MedianSeconds), secs(m.P90Seconds), secs(m.MinSeconds), secs(m.MaxSeconds),
-			speedup(m.VsLazy), speedup(m.VsFull), limit, strconv.FormatInt(m.MedianRequests, 10),
+			speedup(m.VsLazy), speedup(m.VsFull), limit, need, strconv.FormatInt(m.MedianRequests, 10),
 			HumanBytes(m.MedianBytes), HumanBytes(m.MedianRead), outcomes, wasted})
 	}
 	return out
@@ -80,8 +80,12 @@ func limitLine(r *Results) string {
 	if r.PhysicalLimitSeconds <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("physical limit %s: the start needs %s at %s Mbit/s plus one round trip (%s), or the warm start if slower",
+	l := fmt.Sprintf("physical limit %s: the start needs %s at %s Mbit/s plus one round trip (%s), or the warm start if slower",
 		secs(r.PhysicalLimitSeconds), HumanBytes(r.NeededBytes), r.mbit(), r.RTT)
+	if r.NeedLimitSeconds > 0 {
+		l += fmt.Sprintf("\nneed limit %s: the same, with the program's own time after each read as the warm start took it", secs(r.NeedLimitSeconds))
+	}
+	return l
 }
 
 // mbit is the link's bandwidth in Mbit/s, as the reports print it.

@@ -238,6 +238,9 @@ func Attach(ctx context.Context, ref imageref.Ref, t *Trace, opts ...AttachOptio
 			AnnotationBlob:     ld.String() + ":" + strconv.Itoa(len(enc)),
 		},
 	}
+	if v := inlineAnnotation(enc); v != "" {
+		m.Annotations[AnnotationData] = v
+	}
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return v1.Hash{}, err
@@ -293,8 +296,10 @@ type Info struct {
 	Recorder string    `json:"recorder,omitempty"`
 	Created  time.Time `json:"created"`
 	// blob is the trace blob as the artifact's annotation names it (zero
-	// when it does not).
-	blob v1.Descriptor
+	// when it does not), and inline its bytes when the annotations carry
+	// them.
+	blob   v1.Descriptor
+	inline []byte
 }
 
 // parseBlobAnnotation reads AnnotationBlob's value. Like every annotation
@@ -355,6 +360,7 @@ func referrers(n name.Reference, subject v1.Descriptor, ropts []remote.Option) (
 		in.Bytes, _ = strconv.ParseInt(d.Annotations[AnnotationBytes], 10, 64)
 		in.Created, _ = time.Parse(time.RFC3339, d.Annotations[AnnotationCreated])
 		in.blob, _ = parseBlobAnnotation(d.Annotations[AnnotationBlob])
+		in.inline = inlineBlob(d.Annotations[AnnotationData], in.blob)
 		out = append(out, in)
 	}
 	slices.SortStableFunc(out, func(a, b Info) int { return b.Created.Compare(a.Created) })
@@ -435,6 +441,9 @@ func Pull(ctx context.Context, ref imageref.Ref, opts ...PullOption) (*Trace, v1
 		case cfg.workload == "" && distinctWorkloads(pick) > 1:
 			return nil, v1.Hash{}, fmt.Errorf("trace: %d workloads have traces attached to %s; choose one with --workload", distinctWorkloads(pick), subject.Digest)
 		}
+		if pick[0].inline != nil {
+			return decodeFor(pick[0].inline, subject, pick[0].Digest)
+		}
 		if pick[0].blob.Size > 0 {
 			return pullBlob(n.Context(), pick[0].blob, subject, pick[0].Digest, ropts)
 		}
@@ -478,6 +487,12 @@ func pullBlob(repo name.Repository, blob, subject v1.Descriptor, artifact v1.Has
 	if int64(len(b)) != blob.Size {
 		return nil, v1.Hash{}, fmt.Errorf("trace: trace blob has %d bytes, the artifact says %d", len(b), blob.Size)
 	}
+	return decodeFor(b, subject, artifact)
+}
+
+// decodeFor decodes the trace blob of artifact, refusing a trace of an
+// image other than subject.
+func decodeFor(b []byte, subject v1.Descriptor, artifact v1.Hash) (*Trace, v1.Hash, error) {
 	t, err := Unmarshal(b)
 	if err != nil {
 		return nil, v1.Hash{}, err

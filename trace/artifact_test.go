@@ -3,6 +3,7 @@ package trace_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -293,17 +294,21 @@ func TestPullStraightFromReferrers(t *testing.T) {
 				t.Fatal(err)
 			}
 			subject.Size = mf.Size
-			pulls := map[string]int64{}
+			pulls, blobs := map[string]int64{}, map[string]int64{}
 			for how, opt := range map[string]trace.PullOption{"auto": trace.WithWorkload("web"), "digest": trace.WithDigest(d.String())} {
 				c.Reset()
 				got, gd, err := trace.Pull(ctx, counted, trace.WithSubject(subject), opt)
 				if err != nil || gd != d || len(got.Records) != len(tr.Records) {
 					t.Fatalf("pull (%s): %v, %s", how, err, gd)
 				}
-				pulls[how] = c.Requests()
+				pulls[how], blobs[how] = c.Requests(), c.BlobGets()
 			}
 			if pulls["auto"] > pulls["digest"]+reg.probe {
 				t.Errorf("a pull through the referrers list took %d requests, one by digest %d: the blob annotation was not used", pulls["auto"], pulls["digest"])
+			}
+			// A trace this small rides in the referrers list itself.
+			if blobs["auto"] != 0 || blobs["digest"] != 1 {
+				t.Errorf("blob GETs: %d through the referrers list (want 0: the trace is inline), %d by digest (want 1)", blobs["auto"], blobs["digest"])
 			}
 
 			// Another image of the repository whose referrer names the
@@ -328,6 +333,24 @@ func TestPullStraightFromReferrers(t *testing.T) {
 				map[string]string{trace.AnnotationBlob: a.Layer.Digest.String() + ":" + strconv.FormatInt(a.Layer.Size, 10)})
 			if _, _, err := trace.Pull(ctx, other); !errors.Is(err, trace.ErrRefused) || !strings.Contains(err.Error(), "holds a trace of image") {
 				t.Errorf("pulled another image's trace through a referrer's annotation: %v", err)
+			}
+
+			// A referrer whose inline trace is not the blob it names: the
+			// inline bytes are ignored, the named blob is fetched and
+			// checked (and here refused: it is the first image's).
+			third, _ := imageref.Parse(host + "/app:v3")
+			img3, err := random.Image(512, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := remote.Write(third.Name, img3); err != nil {
+				t.Fatal(err)
+			}
+			forged := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, int(a.Layer.Size)))
+			tracetest.PushUnchecked(t, third.String(), func(v1.Hash, []v1.Descriptor) []byte { return []byte("not this") },
+				map[string]string{trace.AnnotationBlob: a.Layer.Digest.String() + ":" + strconv.FormatInt(a.Layer.Size, 10), trace.AnnotationData: forged})
+			if _, _, err := trace.Pull(ctx, third); !errors.Is(err, trace.ErrRefused) || !strings.Contains(err.Error(), "holds a trace of image") {
+				t.Errorf("a forged inline trace: %v, want the named blob fetched and refused", err)
 			}
 		})
 	}

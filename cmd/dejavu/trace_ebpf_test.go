@@ -182,9 +182,17 @@ func TestBenchModes(t *testing.T) {
 	if res.NeededBytes <= 0 || res.PhysicalLimitSeconds < med["warm"].MedianSeconds {
 		t.Errorf("physical limit %.3fs for %d needed bytes (warm %.3fs)", res.PhysicalLimitSeconds, res.NeededBytes, med["warm"].MedianSeconds)
 	}
+	// The need limit adds the program's own time after its reads: never
+	// below the warm start, and made from the warm starts' need curves.
+	if res.NeedLimitSeconds < med["warm"].MedianSeconds {
+		t.Errorf("need limit %.3fs, warm %.3fs", res.NeedLimitSeconds, med["warm"].MedianSeconds)
+	}
 	for _, s := range res.Starts {
 		if (s.Mode == "prefetch" || s.Mode == "fifo") && (s.Prefetch == nil || s.Prefetch.Units == 0) {
 			t.Errorf("%s run %d: no prefetch report", s.Mode, s.Run)
+		}
+		if (s.Mode == reports.ModeWarm) != (len(s.Need) > 0) {
+			t.Errorf("%s run %d: need curve of %d points (warm starts have one, others none)", s.Mode, s.Run, len(s.Need))
 		}
 		if s.ReadBytes == 0 && s.Mode != reports.ModeLocal {
 			t.Errorf("%s run %d: the program read nothing", s.Mode, s.Run)
