@@ -101,6 +101,17 @@ func (fx *fixture) play(t *testing.T, bs *backstore.Backstore) time.Duration {
 	return time.Since(start)
 }
 
+// record plays the program once, lazily, and returns its trace.
+func (fx *fixture) record(t *testing.T) *trace.Trace {
+	t.Helper()
+	rec := trace.NewRecorder()
+	bs, _ := fx.run(t, rec)
+	defer bs.Close()
+	rec.Attach(bs)
+	fx.play(t, bs)
+	return rec.Trace("test", nil, "test")
+}
+
 func TestPrefetchAheadOfTheProgram(t *testing.T) {
 	fx := setup(t)
 	// Record the program once.
@@ -135,13 +146,8 @@ func TestPrefetchAheadOfTheProgram(t *testing.T) {
 
 func TestStopMidReplay(t *testing.T) {
 	fx := setup(t)
-	rec := trace.NewRecorder()
-	bs, _ := fx.run(t, rec)
-	rec.Attach(bs)
-	fx.play(t, bs)
-	tr := rec.Trace("test", nil, "test")
-	bs.Close()
-	bs, _ = fx.run(t, nil)
+	tr := fx.record(t)
+	bs, _ := fx.run(t, nil)
 	plan, _ := replay.New(tr, bs.Manifest().Layers, bs.Held, replay.Options{MaxUnit: 64 << 10})
 	eng := prefetch.Start(context.Background(), plan, bs, prefetch.WithWorkers(4))
 	time.Sleep(30 * time.Millisecond)

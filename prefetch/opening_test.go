@@ -9,7 +9,6 @@ import (
 	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/prefetch"
 	"github.com/dejavu-project/dejavu/replay"
-	"github.com/dejavu-project/dejavu/trace"
 )
 
 // stillOpening is a real backstore that says it is still opening until
@@ -43,14 +42,8 @@ func (s *stillOpening) PrefetchExact(ctx context.Context, layer int, ranges []ba
 // opened, as many as it has workers.
 func TestOneBatchWhileOpening(t *testing.T) {
 	fx := setup(t)
-	rec := trace.NewRecorder()
-	bs, _ := fx.run(t, rec)
-	rec.Attach(bs)
-	fx.play(t, bs)
-	tr := rec.Trace("test", nil, "test")
-	bs.Close()
-
-	bs, _ = fx.run(t, nil)
+	tr := fx.record(t)
+	bs, _ := fx.run(t, nil)
 	defer bs.Close()
 	target := &stillOpening{Backstore: bs}
 	target.open.Store(true)
