@@ -105,8 +105,10 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 type AttachOption func(*attachConfig)
 
 type attachConfig struct {
-	force bool
-	opts  []imageref.Option
+	force       bool
+	opts        []imageref.Option
+	carriedFrom v1.Hash  // set by Carry
+	carried     *Carried // what binding kept, for Carry's report
 }
 
 // WithForce attaches a trace to an image whose layers only partly match,
@@ -206,6 +208,10 @@ func Attach(ctx context.Context, ref imageref.Ref, t *Trace, opts ...AttachOptio
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	if cfg.carried != nil {
+		cfg.carried.Kept, cfg.carried.KeptBytes = len(t.Records), t.Bytes()
+		cfg.carried.Layers = sharedLayers(t)
+	}
 	enc, err := checkAttachable(t, layers)
 	if err != nil {
 		return v1.Hash{}, err
@@ -240,6 +246,10 @@ func Attach(ctx context.Context, ref imageref.Ref, t *Trace, opts ...AttachOptio
 	}
 	if v := inlineAnnotation(enc); v != "" {
 		m.Annotations[AnnotationData] = v
+	}
+	m.Annotations[AnnotationLayerBytes] = layerBytes(t)
+	if cfg.carriedFrom != (v1.Hash{}) {
+		m.Annotations[AnnotationCarriedFrom] = cfg.carriedFrom.String()
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
@@ -295,6 +305,12 @@ type Info struct {
 	Bytes    int64     `json:"bytes"`
 	Recorder string    `json:"recorder,omitempty"`
 	Created  time.Time `json:"created"`
+	// CarriedFrom is the image the trace was recorded on when Carry
+	// attached it here from there; empty for a trace recorded here.
+	CarriedFrom string `json:"carriedFrom,omitempty"`
+	// LayerBytes are the bytes it covers per layer, bottom first (nil when
+	// the artifact does not say).
+	LayerBytes []int64 `json:"layerBytes,omitempty"`
 	// blob is the trace blob as the artifact's annotation names it (zero
 	// when it does not), and inline its bytes when the annotations carry
 	// them.
@@ -318,8 +334,9 @@ func parseBlobAnnotation(v string) (v1.Descriptor, bool) {
 	return v1.Descriptor{MediaType: MediaType, Digest: h, Size: size}, true
 }
 
-// List returns the traces attached to the image at ref, newest first,
-// through the referrers API or its fallback tag.
+// List returns the traces attached to the image at ref, through the
+// referrers API or its fallback tag: those recorded on it first, then those
+// carried to it (Carry), each newest first.
 func List(ctx context.Context, ref imageref.Ref, opts ...imageref.Option) ([]Info, error) {
 	n, ropts, subject, _, err := image(ctx, ref, opts)
 	if err != nil {
@@ -361,9 +378,13 @@ func referrers(n name.Reference, subject v1.Descriptor, ropts []remote.Option) (
 		in.Created, _ = time.Parse(time.RFC3339, d.Annotations[AnnotationCreated])
 		in.blob, _ = parseBlobAnnotation(d.Annotations[AnnotationBlob])
 		in.inline = inlineBlob(d.Annotations[AnnotationData], in.blob)
+		if h, err := v1.NewHash(d.Annotations[AnnotationCarriedFrom]); err == nil {
+			in.CarriedFrom = h.String()
+		}
+		in.LayerBytes = parseLayerBytes(d.Annotations[AnnotationLayerBytes])
 		out = append(out, in)
 	}
-	slices.SortStableFunc(out, func(a, b Info) int { return b.Created.Compare(a.Created) })
+	recordedFirst(out)
 	return out, nil
 }
 
@@ -394,7 +415,9 @@ func WithPullRefOptions(o ...imageref.Option) PullOption {
 }
 
 // Pull fetches an attached trace of the image at ref: the one pinned by
-// digest, or the newest of a workload, or the only one.
+// digest, or else of a workload (or of the only workload there is) the
+// newest recorded on the image, or when none was, the newest carried to it
+// from another.
 func Pull(ctx context.Context, ref imageref.Ref, opts ...PullOption) (*Trace, v1.Hash, error) {
 	var cfg pullConfig
 	for _, o := range opts {

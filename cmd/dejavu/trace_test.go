@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/dejavu-project/dejavu/backstore/imageref"
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
 	"github.com/dejavu-project/dejavu/trace"
@@ -63,4 +67,51 @@ func TestTraceCommands(t *testing.T) {
 	if err := dejavuErr(t, "trace", "record", ref, "--recorder", "bogus", "--out", file); !strings.Contains(err.Error(), "want backstore or ebpf") {
 		t.Fatalf("bad recorder: %v", err)
 	}
+
+	// The next release: same layer, another config. Its trace is carried.
+	next := nextRelease(t, ref)
+	carried, errOut := dejavu(t, "trace", "attach", next, "--from", ref, "--workload", "hello")
+	carried = strings.TrimSpace(carried)
+	if !strings.HasPrefix(carried, "sha256:") || !strings.Contains(errOut, "carried ") || !strings.Contains(errOut, "in 1 shared layers from sha256:42caa56a") {
+		t.Fatalf("attach --from: %q\n%s", carried, errOut)
+	}
+	ls, _ = dejavu(t, "trace", "ls", next)
+	if !strings.Contains(ls, carried) || !strings.Contains(ls, "CARRIED FROM") || !strings.Contains(ls, "sha256:42caa56a19e082b872d43f645bb392e25c9e78bce429755bd709fac598265f88") {
+		t.Fatalf("ls of the next release:\n%s", ls)
+	}
+	for _, bad := range [][]string{{"trace", "attach", next}, {"trace", "attach", next, file, "--from", ref}, {"trace", "attach", next, "--from", ref, "--force"}} {
+		if err := dejavuErr(t, bad...); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
+
+// nextRelease pushes, beside ref, an image of the same layers with another
+// config, and returns its reference.
+func nextRelease(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := imageref.Parse(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Env = append(cf.Config.Env, "RELEASE=2")
+	next, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := r.Name.Context().Tag("next").String()
+	n, _ := imageref.Parse(out)
+	if err := remote.Write(n.Name, next); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
