@@ -10,9 +10,6 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/dejavu-project/dejavu/internal/bench/containerdenv"
 	"github.com/dejavu-project/dejavu/internal/testutil/busybox"
 	"github.com/dejavu-project/dejavu/internal/testutil/ctdtest"
@@ -209,21 +206,8 @@ func TestCRIPullKeepsLayersRemote(t *testing.T) {
 	e := newEnv(t, "k8s.io")
 	e.startInProcess(t)
 	e.StartContainerd(t, containerdenv.WithCRI(ctdtest.Snapshotter, proxy))
-	conn, err := grpc.NewClient("unix://"+e.Ctd.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	images := runtimeapi.NewImageServiceClient(conn)
-	// CRI comes up a moment after containerd answers.
-	var pulled *runtimeapi.PullImageResponse
-	for i := 0; ; i++ {
-		pulled, err = images.PullImage(t.Context(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: pref}})
-		if err == nil || i == 50 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	_, images := criClients(t, e)
+	pulled, err := images.PullImage(t.Context(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: pref}})
 	if err != nil {
 		t.Fatalf("CRI pull: %v", err)
 	}

@@ -42,13 +42,13 @@ func newEnv(t *testing.T, namespace string) *env {
 	return &env{Env: ctdtest.New(t, namespace), metrics: addr, met: met}
 }
 
-// startInProcess serves the snapshotter from this process until
-// StopSnapshotter (or the teardown) stops it.
-func (e *env) startInProcess(t *testing.T) {
+// startInProcess serves the snapshotter, with opts, from this process
+// until StopSnapshotter (or the teardown) stops it.
+func (e *env) startInProcess(t *testing.T, opts ...snapshotter.Option) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, e.Sock, e.Root, lazymount.WithMetrics(e.met)) }()
+	go func() { done <- serve(ctx, e.Sock, e.Root, opts, lazymount.WithMetrics(e.met)) }()
 	e.StopSnapshotter = func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -24,7 +24,7 @@ const (
 func TestMain(m *testing.M) {
 	if sock := os.Getenv(serveSockEnv); sock != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		err := serve(ctx, sock, os.Getenv(serveRootEnv))
+		err := serve(ctx, sock, os.Getenv(serveRootEnv), nil)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -36,10 +36,10 @@ func TestMain(m *testing.M) {
 }
 
 // serve runs a snapshotter on sock until ctx ends, as `dejavu snapshotter`
-// does: its blob cache under root, every image mount given opts.
-func serve(ctx context.Context, sock, root string, opts ...lazymount.Option) error {
+// does: its blob cache under root, with sopts, every image mount given opts.
+func serve(ctx context.Context, sock, root string, sopts []snapshotter.Option, opts ...lazymount.Option) error {
 	opts = append([]lazymount.Option{lazymount.WithBackstoreOptions(backstore.WithCacheDir(filepath.Join(root, "cache")))}, opts...)
-	sn, err := snapshotter.New(ctx, root, snapshotter.WithMountOptions(opts...))
+	sn, err := snapshotter.New(ctx, root, append([]snapshotter.Option{snapshotter.WithMountOptions(opts...)}, sopts...)...)
 	if err != nil {
 		return err
 	}

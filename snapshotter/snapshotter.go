@@ -27,7 +27,12 @@ type config struct {
 	mountOpts []lazymount.Option
 	log       *slog.Logger
 	unmounted func(image string, r prefetch.Report)
+	rules     *Config
 }
+
+// WithConfig chooses containers' prefetch by image (see Config) where
+// their labels do not (default: labels only).
+func WithConfig(c *Config) Option { return func(cfg *config) { cfg.rules = c } }
 
 // WithMountOptions adds options to every image mount: the cache, how
 // registries are reached, metrics, prefetch tuning.
@@ -53,6 +58,7 @@ type Snapshotter struct {
 	ms     *storage.MetaStore
 	log    *slog.Logger
 	images *imageMounts
+	rules  *Config
 	lock   *os.File // held while open
 }
 
@@ -90,7 +96,7 @@ func New(ctx context.Context, root string, opts ...Option) (*Snapshotter, error)
 		lock.Close()
 		return nil, fmt.Errorf("snapshotter: metadata: %w", err)
 	}
-	s := &Snapshotter{root: root, ms: ms, log: c.log, lock: lock}
+	s := &Snapshotter{root: root, ms: ms, log: c.log, lock: lock, rules: c.rules}
 	s.images = newImageMounts(root, c.mountOpts, c.log)
 	s.images.unmounted = c.unmounted
 	if err := s.images.cleanup(ctx); err != nil {
@@ -334,6 +340,7 @@ func (s *Snapshotter) mounts(ctx context.Context, key string, snap storage.Snaps
 		if err != nil {
 			return nil, fmt.Errorf("snapshotter: %w: %w", err, errdefs.ErrInvalidArgument)
 		}
+		ch = s.rules.choose(low.image.image, info.Labels, ch)
 		dir, err := s.images.acquire(ctx, key, *low.image, ch)
 		if err != nil {
 			return nil, fmt.Errorf("snapshotter: mounting %s for %s: %w", low.image.image, key, err)

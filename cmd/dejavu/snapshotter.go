@@ -12,7 +12,7 @@ import (
 
 func newSnapshotterCmd() *cobra.Command {
 	var f lazyFlags
-	var address, root string
+	var address, root, configFile string
 	cmd := &cobra.Command{
 		Use:   "snapshotter",
 		Short: "Serve a containerd snapshotter that starts overlaybd images lazily, with prefetch",
@@ -33,6 +33,18 @@ snapshot ("ctr run --snapshotter-label KEY=VALUE") choose per container:
                                           ROOT/traces/NAME.djv when the container's
                                           snapshot is removed)
 
+Under Kubernetes, CRI passes no pod annotations to snapshot labels: --config
+FILE chooses by image repository instead (the first matching rule applies;
+labels still win):
+
+  [[images]]
+  match = "registry.example.com/shop/*"
+  workload = "web"
+
+  [[images]]
+  match = "registry.example.com/batch/*"
+  trace = "none"
+
 Snapshots survive a restart: images that containers stand on are mounted
 again at start, and what a snapshotter that died left behind is cleaned up.
 Needs root. containerd's config.toml:
@@ -41,7 +53,8 @@ Needs root. containerd's config.toml:
     type = "snapshot"
     address = "/run/dejavu/snapshotter.sock"`,
 		Example: `  dejavu snapshotter --address /run/dejavu/snapshotter.sock --root /var/lib/dejavu/snapshotter
-  dejavu snapshotter --metrics-addr 127.0.0.1:9100 --cache-limit 50GiB`,
+  dejavu snapshotter --metrics-addr 127.0.0.1:9100 --cache-limit 50GiB
+  dejavu snapshotter --config /etc/dejavu/snapshotter.toml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.cacheDir == "" {
@@ -53,7 +66,15 @@ Needs root. containerd's config.toml:
 				return err
 			}
 			defer stop()
-			sn, err := snapshotter.New(ctx, root, snapshotter.WithMountOptions(opts...), snapshotter.WithLogger(slog.Default()))
+			sopts := []snapshotter.Option{snapshotter.WithMountOptions(opts...), snapshotter.WithLogger(slog.Default())}
+			if configFile != "" {
+				c, err := snapshotter.LoadConfig(configFile)
+				if err != nil {
+					return err
+				}
+				sopts = append(sopts, snapshotter.WithConfig(c))
+			}
+			sn, err := snapshotter.New(ctx, root, sopts...)
 			if err != nil {
 				return err
 			}
@@ -69,6 +90,7 @@ Needs root. containerd's config.toml:
 	fl := cmd.Flags()
 	fl.StringVar(&address, "address", "/run/dejavu/snapshotter.sock", "unix socket to serve containerd's snapshots API on")
 	fl.StringVar(&root, "root", "/var/lib/dejavu/snapshotter", "where snapshots, image mounts and recorded traces live")
+	fl.StringVar(&configFile, "config", "", "TOML file choosing the prefetch of containers by image repository, for Kubernetes pods (whose labels CRI does not pass on); see docs/containerd.md")
 	f.registerFetch(cmd, "", "persistent cache of blob bytes (default ROOT/cache)",
 		"serve Prometheus metrics (fetches, cache hits, prefetch outcomes of every image mount) at http://ADDR/metrics")
 	f.registerPrefetch(cmd)

@@ -27,9 +27,10 @@ type Daemon struct {
 type Option func(*config)
 
 type config struct {
-	proxies   map[string]string
-	namespace string
-	cri       *criConfig
+	proxies      map[string]string
+	namespace    string
+	cri          *criConfig
+	sandboxImage string
 }
 
 type criConfig struct {
@@ -43,6 +44,11 @@ type criConfig struct {
 func WithCRI(snapshotter string, plainHTTP ...string) Option {
 	return func(c *config) { c.cri = &criConfig{snapshotter: snapshotter, plainHTTP: plainHTTP} }
 }
+
+// WithSandboxImage sets the image of the pods' pause containers (CRI's
+// sandbox_image), for pods on a machine that cannot reach the default one.
+// It goes with WithCRI.
+func WithSandboxImage(ref string) Option { return func(c *config) { c.sandboxImage = ref } }
 
 // WithProxySnapshotter adds a snapshotter proxy plugin named name at the
 // unix socket address.
@@ -85,6 +91,13 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Daemon, error) {
 	fmt.Fprintf(&cfg, "[grpc]\n  address = %q\n[ttrpc]\n  address = %q\n", d.Address, d.Address+".ttrpc")
 	if c.cri != nil {
 		const cri = `plugins."io.containerd.grpc.v1.cri"`
+		// Pause containers get an oom_score_adj below containerd's own,
+		// which a host that denies lowering it (a container, some VMs)
+		// refuses: keep theirs at containerd's.
+		fmt.Fprintf(&cfg, "[%s]\n  restrict_oom_score_adj = true\n", cri)
+		if c.sandboxImage != "" {
+			fmt.Fprintf(&cfg, "  sandbox_image = %q\n", c.sandboxImage)
+		}
 		fmt.Fprintf(&cfg, "[%s.containerd]\n  snapshotter = %q\n  disable_snapshot_annotations = false\n", cri, c.cri.snapshotter)
 		fmt.Fprintf(&cfg, "[%s.cni]\n  bin_dir = %q\n  conf_dir = %q\n", cri, filepath.Join(dir, "cni", "bin"), filepath.Join(dir, "cni", "conf"))
 		for _, h := range c.cri.plainHTTP {
