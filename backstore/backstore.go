@@ -148,6 +148,20 @@ func (b *Backstore) resolve(ctx context.Context, cfg config) error {
 	if b.config, err = img.ConfigFile(); err != nil {
 		return fmt.Errorf("backstore: %s: config: %w", b.ref, err)
 	}
+	return b.keepLayers(cfg.layerCount)
+}
+
+// keepLayers cuts the manifest to its bottom n layers (0: all).
+func (b *Backstore) keepLayers(n int) error {
+	switch all := len(b.manifest.Layers); {
+	case n < 0 || n > all:
+		return fmt.Errorf("backstore: %s: the bottom %d layers asked for, of %d", b.ref, n, all)
+	case n == 0 || n == all:
+		return nil
+	}
+	m := *b.manifest
+	m.Layers = m.Layers[:n]
+	b.manifest = &m
 	return nil
 }
 

@@ -32,6 +32,7 @@ type config struct {
 	checkRetries int
 	resolved     func(v1.Descriptor, bool)
 	fetchable    func(*Fetchable)
+	layerCount   int
 }
 
 func newConfig(opts []Option) config {
@@ -49,6 +50,12 @@ func newConfig(opts []Option) config {
 // DefaultCacheDir; for Inspect and WriteRaw: a temporary directory removed
 // when they return).
 func WithCacheDir(dir string) Option { return func(c *config) { c.cacheDir = dir } }
+
+// WithLayerCount opens only the bottom n layers of the image: the file
+// system of the image it was built on, when that image's layers are its
+// first ones (a base image and an application image on it share them, and
+// a host may hold the snapshot of either). 0, the default, opens them all.
+func WithLayerCount(n int) Option { return func(c *config) { c.layerCount = n } }
 
 // WithCacheLimit bounds the cache in bytes (0, the default: no bound). A
 // bound below MinCacheLimit of the fetch unit is refused by Open.

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dejavu-project/dejavu/backstore"
 	"github.com/dejavu-project/dejavu/backstore/device"
 	"github.com/dejavu-project/dejavu/lazymount"
 	"github.com/dejavu-project/dejavu/prefetch"
@@ -115,7 +116,11 @@ func (im *imageMounts) start(m *imageMount, layer remoteLayer, ch choice) {
 		return
 	}
 	opts := append([]lazymount.Option{lazymount.WithStateDir(im.stateDir())}, im.opts...)
-	opts = append(opts, lazymount.WithTrace(ch.trace), lazymount.WithWorkload(ch.workload), lazymount.WithLogger(im.log))
+	// The layer may be below the top of the image it came with: another
+	// image, on this host too, was built on it. Its file system is that
+	// image's bottom layers.
+	opts = append(opts, lazymount.WithTrace(ch.trace), lazymount.WithWorkload(ch.workload), lazymount.WithLogger(im.log),
+		lazymount.WithBackstoreOptions(backstore.WithLayerCount(layer.depth)))
 	if ch.record != "" {
 		// A recording is of a start without prefetch, as `dejavu trace
 		// record` makes it.
@@ -132,7 +137,7 @@ func (im *imageMounts) start(m *imageMount, layer remoteLayer, ch choice) {
 	if n := len(lm.Backstore().Manifest().Layers); n != layer.depth {
 		lm.Close()
 		os.Remove(m.dir)
-		m.err = fmt.Errorf("layer %s is layer %d of the %d of image %s; only whole overlaybd images are mounted", layer.name, layer.depth, n, layer.image)
+		m.err = fmt.Errorf("layer %s is layer %d of image %s, but %d layers were opened", layer.name, layer.depth, layer.image, n)
 		return
 	}
 	m.m = lm
