@@ -34,6 +34,7 @@ func imageSubcommands() []*cobra.Command {
 		newImageConvertCmd(),
 		newImageCopyCmd(),
 		newImageInspectCmd(),
+		newImageLayersCmd(),
 		newImagePullCmd(),
 		newImageRawCmd(),
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -14,8 +13,7 @@ import (
 func newImageBuildCmd() *cobra.Command {
 	var rf registryFlags
 	var lf layerFlags
-	var entrypoint, cmdArgs, env []string
-	var workingDir, user string
+	var cf configFlags
 	cmd := &cobra.Command{
 		Use:   "build DIR DEST",
 		Short: "Build a directory tree into a one-layer overlaybd image",
@@ -37,18 +35,15 @@ Run it as root to keep the owners of DIR's files.`,
 			if dest.Kind == imageref.KindFiles {
 				return fmt.Errorf("DEST %s: write to a registry or an OCI layout", args[1])
 			}
-			for _, kv := range env {
-				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-					return fmt.Errorf("--env %q: want KEY=VALUE", kv)
-				}
+			config, err := cf.config()
+			if err != nil {
+				return err
 			}
 			opts, err := lf.options()
 			if err != nil {
 				return err
 			}
-			opts = append(opts, overlaybd.WithConfig(v1.Config{
-				Entrypoint: entrypoint, Cmd: cmdArgs, Env: env, WorkingDir: workingDir, User: user,
-			}))
+			opts = append(opts, overlaybd.WithConfig(config))
 			if rf.platformSet() {
 				p, err := v1.ParsePlatform(rf.platform)
 				if err != nil {
@@ -66,11 +61,6 @@ Run it as root to keep the owners of DIR's files.`,
 	}
 	rf.register(cmd.Flags())
 	lf.register(cmd)
-	fl := cmd.Flags()
-	fl.StringArrayVar(&entrypoint, "entrypoint", nil, "entrypoint, one flag per argument")
-	fl.StringArrayVar(&cmdArgs, "cmd", nil, "command, one flag per argument")
-	fl.StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE (repeatable)")
-	fl.StringVar(&workingDir, "workdir", "", "working directory of the process")
-	fl.StringVar(&user, "user", "", "user (and group) the process runs as")
+	cf.register(cmd)
 	return cmd
 }
