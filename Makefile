@@ -7,7 +7,7 @@ FUZZTIME ?= 60s
 # mke2fs, losetup and friends live in sbin, which a non-root PATH may lack.
 export PATH := $(dir $(GO)):$(PATH):/usr/local/sbin:/usr/sbin:/sbin
 
-.PHONY: all build deps test test-race fuzz bench bench-containerd bench-image bench-suite bench-go demo clean
+.PHONY: all build deps test test-race fuzz bench bench-containerd bench-image bench-suite bench-release bench-go demo clean
 
 all: build
 
@@ -44,14 +44,23 @@ bench: deps build bench-image
 bench-containerd: deps build bench-image
 	scripts/bench-containerd.sh
 
-# The workload images, built once into out/bench (scripts/workloads.sh).
+# The workload images, built once into out/bench (scripts/workloads.sh),
+# and py as an ordinary image of one layer per build step
+# (scripts/bench-layers.sh).
 bench-image: deps build
 	scripts/bench-image.sh
+	scripts/bench-layers.sh
 
 # Every workload through every link profile (needs root): see
 # scripts/bench-suite.sh; RUNS, WORKLOADS and PROFILES pick less.
 bench-suite: deps build bench-image
 	scripts/bench-suite.sh
+
+# Release 2 of py, which rebuilt only its top layer, started with the trace
+# carried from release 1 and with its own (needs root): see
+# scripts/bench-release.sh.
+bench-release: deps build bench-image
+	scripts/bench-release.sh
 
 # The Go benchmarks: formats, index, device, mounts, recording overhead.
 bench-go: deps
