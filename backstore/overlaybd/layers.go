@@ -1,0 +1,320 @@
+package overlaybd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/dejavu-project/dejavu/backstore/lsmt"
+)
+
+// DefaultLayeredSize is the virtual size of a layered conversion unless
+// WithSize says otherwise: overlaybd's convertor makes 64 GiB devices, and
+// the size costs nothing, the device being sparse.
+const DefaultLayeredSize = 64 << 30
+
+// ConvertStats counts what a layered conversion did.
+type ConvertStats struct {
+	Layers    int // layers of the image
+	Converted int // layers converted in this run
+	Cached    int // layers taken from the conversion cache
+}
+
+// layered is one layered conversion under way.
+type layered struct {
+	cfg      buildConfig
+	blob     blobConfig
+	work     string
+	image    string // the raw ext4 image, as of the last layer applied
+	env      []string
+	cache    *layerCache
+	settings string
+	vsize    int64
+	layers   []v1.Layer
+	diffIDs  []v1.Hash
+	chains   []v1.Hash
+	keys     []string
+	blobs    []string // converted layer blobs, bottom first
+	tree     *fsTree
+	haveRaw  bool // image holds the stack of blobs so far
+	stats    ConvertStats
+}
+
+// convertLayers converts every source layer into one overlaybd layer that
+// holds only the blocks its changes write to the ext4 file system of the
+// layers below.
+func convertLayers(ctx context.Context, src v1.Image, scf *v1.ConfigFile, cfg buildConfig, work string) (*Built, error) {
+	layers, err := src.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("convert: list layers: %w", err)
+	}
+	if len(layers) == 0 {
+		return nil, errors.New("convert: the image has no layers")
+	}
+	if len(layers) > lsmt.MaxLayers {
+		return nil, fmt.Errorf("convert: %d layers, overlaybd stacks at most %d", len(layers), lsmt.MaxLayers)
+	}
+	ids, err := diffIDs(scf, len(layers))
+	if err != nil {
+		return nil, err
+	}
+	c := &layered{cfg: cfg, work: work, layers: layers, diffIDs: ids, chains: chainIDs(ids),
+		image: filepath.Join(work, "image.ext4"), vsize: DefaultLayeredSize}
+	if cfg.size > 0 {
+		c.vsize = cfg.size
+	}
+	if c.blob, err = newBlobConfig(cfg.blob); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	if c.env, err = e2env(work); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	if c.settings, err = c.settingsKey(ctx); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	if cfg.cacheDir != "" {
+		c.cache = &layerCache{dir: cfg.cacheDir}
+	}
+	for i := range layers {
+		c.keys = append(c.keys, c.cache.key(c.chains[i], c.settings))
+	}
+	for i := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := c.layer(ctx, i); err != nil {
+			return nil, err
+		}
+	}
+	os.Remove(c.image)
+	c.stats.Layers = len(layers)
+	img, err := newLayeredImage(c.blobs, scf, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	return &Built{Image: img, LayerPath: c.blobs[len(c.blobs)-1], LayerPaths: c.blobs,
+		VirtualSize: c.vsize, Stats: c.stats, dir: work}, nil
+}
+
+// settingsKey names every setting that changes the blobs, for cache keys.
+func (c *layered) settingsKey(ctx context.Context) (string, error) {
+	prog, err := findProgram("mke2fs")
+	if err != nil {
+		return "", err
+	}
+	out, _ := exec.CommandContext(ctx, prog, "-V").CombinedOutput()
+	ver, _, _ := strings.Cut(string(out), "\n")
+	b := c.blob
+	return fmt.Sprintf("size=%d compress=%v algo=%v block=%d tar=%v time=%d e2fsprogs=%s",
+		c.vsize, b.compress, b.algo, b.blockSize, b.tar, fixedTime, strings.TrimSpace(ver)), nil
+}
+
+func (c *layered) layer(ctx context.Context, i int) error {
+	d, _ := c.layers[i].Digest()
+	log := c.cfg.log.With("layer", i, "digest", d)
+	if c.cache.has(c.keys[i]) && !c.haveRaw {
+		// Not needed yet: the image is rebuilt from the cached blobs only
+		// if a later layer has to be converted.
+		c.blobs = append(c.blobs, c.cache.blobPath(c.keys[i]))
+		c.stats.Cached++
+		log.Debug("layer from the conversion cache", "key", c.keys[i])
+		return nil
+	}
+	start := time.Now()
+	if err := c.prepare(ctx, i); err != nil {
+		return fmt.Errorf("convert: layer %d (%s): %w", i, d, err)
+	}
+	blob, err := c.apply(ctx, i, log)
+	if err != nil {
+		return fmt.Errorf("convert: layer %d (%s): %w", i, d, err)
+	}
+	c.blobs = append(c.blobs, blob)
+	c.stats.Converted++
+	if c.cache != nil {
+		if err := c.cache.put(c.keys[i], blob, c.tree); err != nil {
+			return fmt.Errorf("convert: layer %d (%s): cache: %w", i, d, err)
+		}
+	}
+	log.Debug("converted layer", "blob", blob, "took", time.Since(start))
+	return nil
+}
+
+// prepare makes the image and tree the layer applies to: a new file
+// system under the first layer, or the stack of cached blobs below it.
+func (c *layered) prepare(ctx context.Context, i int) error {
+	if c.haveRaw {
+		return nil
+	}
+	c.haveRaw = true
+	if i == 0 {
+		c.tree = newFSTree()
+		fsUUID := strings.ToLower(chainUUID(c.chains[0]))
+		return mkfsEmpty(ctx, c.image, c.vsize, fsUUID, c.env, c.cfg.log)
+	}
+	t, err := c.cache.tree(c.keys[i-1])
+	if err != nil {
+		return err
+	}
+	c.tree = t
+	return c.rebuildRaw(ctx)
+}
+
+// rebuildRaw writes the merged device of the blobs so far to the image.
+func (c *layered) rebuildRaw(ctx context.Context) error {
+	var blobs []*Blob
+	for _, p := range c.blobs {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		b, err := OpenBlob(f, fi.Size())
+		if err != nil {
+			return fmt.Errorf("cached blob %s: %w", p, err)
+		}
+		blobs = append(blobs, b)
+	}
+	dev, err := OpenDevice(blobs...)
+	if err != nil {
+		return err
+	}
+	out, err := os.Create(c.image)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if err := WriteRaw(ctx, dev, out); err != nil {
+		return err
+	}
+	return out.Close()
+}
+
+// apply applies source layer i to the image and writes its blob: the
+// blocks that changed, under a UUID derived from its chain ID.
+func (c *layered) apply(ctx context.Context, i int, log *slog.Logger) (string, error) {
+	var prev string
+	if i > 0 {
+		prev = filepath.Join(c.work, "image.prev")
+		if err := copyImage(prev, c.image); err != nil {
+			return "", err
+		}
+		defer os.Remove(prev)
+	}
+	if err := c.runLayer(ctx, i, log); err != nil {
+		return "", err
+	}
+	cur, err := os.Open(c.image)
+	if err != nil {
+		return "", err
+	}
+	defer cur.Close()
+	var ext []lsmt.Extent
+	if i == 0 {
+		ext, _, err = DataExtents(cur)
+	} else {
+		p, perr := os.Open(prev)
+		if perr != nil {
+			return "", perr
+		}
+		ext, err = changedExtents(p, cur)
+		p.Close()
+	}
+	if err != nil {
+		return "", err
+	}
+	opts := []lsmt.LayerOption{lsmt.WithUUID(chainUUID(c.chains[i]))}
+	if i > 0 {
+		opts = append(opts, lsmt.WithParentUUID(chainUUID(c.chains[i-1])))
+	}
+	blob := filepath.Join(c.work, fmt.Sprintf("layer-%03d.blob", i))
+	out, err := os.Create(blob)
+	if err != nil {
+		return "", err
+	}
+	n, err := WriteBlob(out, cur, ext, c.vsize, append(c.cfg.blob, WithLayerOptions(opts...))...)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("write blob: %w", err)
+	}
+	log.Debug("layer blob", "extents", len(ext), "bytes", n)
+	return blob, nil
+}
+
+// runLayer reads the source layer into a debugfs request file, checks its
+// diff ID, and runs debugfs on the image.
+func (c *layered) runLayer(ctx context.Context, i int, log *slog.Logger) error {
+	data := filepath.Join(c.work, "data")
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
+	if err := os.Mkdir(data, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(data)
+	script := filepath.Join(c.work, "layer.debugfs")
+	f, err := os.Create(script)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc, err := newScripter(f, c.tree, data)
+	if err != nil {
+		return err
+	}
+	src, err := openSourceLayer(c.layers[i], c.diffIDs[i])
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := src.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := sc.entry(hdr, src.tr); err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+	}
+	if err := src.verify(); err != nil {
+		return err
+	}
+	if err := sc.finish(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	log.Debug("applying layer", "stats", sc.stats)
+	return runDebugfs(ctx, c.image, script, c.env)
+}
+
+// copyImage keeps the image as it is before a layer, to diff against.
+func copyImage(dst, src string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return sparseCopy(dst, f)
+}

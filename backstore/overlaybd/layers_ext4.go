@@ -1,0 +1,205 @@
+package overlaybd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dejavu-project/dejavu/backstore/lsmt"
+)
+
+// fixedTime is the time e2fsprogs is told it is (E2FSPROGS_FAKE_TIME) while
+// a layered image is made: it lands in the superblock and in the change and
+// creation times of every inode, so it must not be the clock's.
+// 2000-01-01T00:00:00Z.
+const fixedTime = 946684800
+
+// mke2fsConf pins the features of the file system, which a host's own
+// /etc/mke2fs.conf would otherwise choose. No journal: the image is read
+// only, and a journal would be megabytes in the bottom layer.
+const mke2fsConf = `[defaults]
+	base_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
+	default_mntopts = acl,user_xattr
+	enable_periodic_fsck = 0
+	blocksize = 4096
+	inode_size = 256
+	inode_ratio = 16384
+[fs_types]
+	ext4 = {
+		features = extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
+	}
+`
+
+// e2env is the environment of the e2fsprogs runs: the fixed time and the
+// pinned configuration.
+func e2env(work string) ([]string, error) {
+	conf := filepath.Join(work, "mke2fs.conf")
+	if err := os.WriteFile(conf, []byte(mke2fsConf), 0o600); err != nil {
+		return nil, err
+	}
+	return append(os.Environ(), "E2FSPROGS_FAKE_TIME="+strconv.Itoa(fixedTime), "MKE2FS_CONFIG="+conf), nil
+}
+
+// mkfsEmpty makes an empty ext4 file system of size bytes at out whose
+// UUID and directory hash seed are fixed (derived from the image's first
+// chain ID), so that the same first layer always yields the same blocks.
+func mkfsEmpty(ctx context.Context, out string, size int64, fsUUID string, env []string, log *slog.Logger) error {
+	prog, err := findProgram("mke2fs")
+	if err != nil {
+		return err
+	}
+	args := []string{"-t", "ext4", "-F", "-q", "-U", fsUUID,
+		"-E", "lazy_itable_init=1,hash_seed=" + fsUUID, out, strconv.FormatInt(size/1024, 10) + "k"}
+	log.Debug("mke2fs", "args", args)
+	return runE2(ctx, prog, args, env)
+}
+
+func runE2(ctx context.Context, prog string, args, env []string) error {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w: %s", filepath.Base(prog), strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// runDebugfs applies a request file to the image. debugfs exits 0 whatever
+// its requests did, so anything on its error stream but the version banner
+// is a failure.
+func runDebugfs(ctx context.Context, image, script string, env []string) error {
+	prog, err := findProgram("debugfs")
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, prog, "-w", "-f", script, image)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("debugfs: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var bad []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "debugfs ") {
+			bad = append(bad, l)
+		}
+	}
+	if len(bad) > 0 {
+		if len(bad) > 5 {
+			bad = append(bad[:5], fmt.Sprintf("(%d more)", len(bad)-5))
+		}
+		return fmt.Errorf("debugfs: %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// dataSpans calls fn for each span of f that holds data (not a hole).
+func dataSpans(f *os.File, fn func(start, end int64) error) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	fd := int(f.Fd())
+	for off := int64(0); off < fi.Size(); {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: seek data at %d: %w", f.Name(), off, err)
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return fmt.Errorf("%s: seek hole at %d: %w", f.Name(), data, err)
+		}
+		if err := fn(data, hole); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return nil
+}
+
+// sparseCopy copies src to a new file at dst, holes kept as holes.
+func sparseCopy(dst string, src *os.File) error {
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if err := out.Truncate(fi.Size()); err != nil {
+		return err
+	}
+	err = dataSpans(src, func(start, end int64) error {
+		for off := start; off < end; {
+			roff, woff := off, off
+			n, err := unix.CopyFileRange(int(src.Fd()), &roff, int(out.Fd()), &woff, int(end-off), 0)
+			if err != nil {
+				return fmt.Errorf("copy %s at %d: %w", src.Name(), off, err)
+			}
+			if n == 0 {
+				return fmt.Errorf("copy %s at %d: short copy", src.Name(), off)
+			}
+			off += int64(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return out.Close()
+}
+
+// changedExtents lists the fsBlock blocks of cur that differ from prev:
+// blocks whose new content is all zeros become zeroed (trimmed) extents,
+// which store no data. debugfs never punches holes, so only cur's data
+// needs reading.
+func changedExtents(prev, cur *os.File) ([]lsmt.Extent, error) {
+	var out []lsmt.Extent
+	add := func(off int64, zero bool) {
+		if k := len(out); k > 0 && out[k-1].Offset+out[k-1].Length == off && out[k-1].Zeroed == zero {
+			out[k-1].Length += fsBlock
+			return
+		}
+		out = append(out, lsmt.Extent{Offset: off, Length: fsBlock, Zeroed: zero})
+	}
+	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
+	err := dataSpans(cur, func(start, end int64) error {
+		start = start / fsBlock * fsBlock
+		end = (end + fsBlock - 1) / fsBlock * fsBlock
+		for p := start; p < end; {
+			n := min(int64(len(a)), end-p)
+			if _, err := io.ReadFull(io.NewSectionReader(cur, p, n), a[:n]); err != nil {
+				return fmt.Errorf("read image at %d: %w", p, err)
+			}
+			if _, err := io.ReadFull(io.NewSectionReader(prev, p, n), b[:n]); err != nil {
+				return fmt.Errorf("read previous image at %d: %w", p, err)
+			}
+			for i := int64(0); i < n; i += fsBlock {
+				nb, ob := a[i:i+fsBlock], b[i:i+fsBlock]
+				if !bytes.Equal(nb, ob) {
+					add(p+i, allZero(nb))
+				}
+			}
+			p += n
+		}
+		return nil
+	})
+	return out, err
+}
