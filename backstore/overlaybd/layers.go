@@ -281,6 +281,7 @@ func (c *layered) runLayer(ctx context.Context, i int, log *slog.Logger) error {
 		return err
 	}
 	defer src.Close()
+	last := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -289,12 +290,16 @@ func (c *layered) runLayer(ctx context.Context, i int, log *slog.Logger) error {
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err != nil && last != "" {
+			return fmt.Errorf("after entry %q: %w", last, err)
+		}
 		if err != nil {
 			return err
 		}
 		if err := sc.entry(hdr, src.tr); err != nil {
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
+		last = hdr.Name
 	}
 	if err := src.verify(); err != nil {
 		return err
