@@ -61,9 +61,10 @@ func tarLayer(t *testing.T, entries ...tarEntry) v1.Layer {
 	return l
 }
 
-// TestConvertWhiteouts converts a three-layer image with overwrites,
-// whiteouts of files and directories and an opaque directory, and expects
-// exactly the tree that the final layer stack describes, built here by hand.
+// TestConvertWhiteouts converts (flattening) a three-layer image with
+// overwrites, whiteouts of files and directories and an opaque directory,
+// and expects exactly the tree that the final layer stack describes, built
+// here by hand.
 func TestConvertWhiteouts(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "mke2fs", "e2fsck")
@@ -125,7 +126,7 @@ func TestConvertWhiteouts(t *testing.T) {
 	put("var2/file", "new var\n", 0o644)
 	os.Symlink("etc/hostname", filepath.Join(want, "link"))
 
-	built, err := Convert(context.Background(), img)
+	built, err := Convert(context.Background(), img, WithFlatten(true))
 	if err != nil {
 		t.Fatal(err)
 	}

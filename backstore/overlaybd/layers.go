@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -47,6 +48,7 @@ type layered struct {
 	tree     *fsTree
 	haveRaw  bool // image holds the stack of blobs so far
 	stats    ConvertStats
+	cleanup  sync.WaitGroup
 }
 
 // convertLayers converts every source layer into one overlaybd layer that
@@ -87,6 +89,7 @@ func convertLayers(ctx context.Context, src v1.Image, scf *v1.ConfigFile, cfg bu
 	for i := range layers {
 		c.keys = append(c.keys, c.cache.key(c.chains[i], c.settings))
 	}
+	defer c.cleanup.Wait()
 	for i := range layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -216,6 +219,7 @@ func (c *layered) apply(ctx context.Context, i int, log *slog.Logger) (string, e
 	if err := c.runLayer(ctx, i, log); err != nil {
 		return "", err
 	}
+	start := time.Now()
 	cur, err := os.Open(c.image)
 	if err != nil {
 		return "", err
@@ -251,67 +255,87 @@ func (c *layered) apply(ctx context.Context, i int, log *slog.Logger) (string, e
 	if err != nil {
 		return "", fmt.Errorf("write blob: %w", err)
 	}
-	log.Debug("layer blob", "extents", len(ext), "bytes", n)
+	log.Debug("layer blob", "extents", len(ext), "bytes", n, "took", time.Since(start))
 	return blob, nil
 }
 
-// runLayer reads the source layer into a debugfs request file, checks its
-// diff ID, and runs debugfs on the image.
+// runLayer applies source layer i to the image with debugfs, twice: once
+// to make and remove names, fed as the layer is read (and its diff ID
+// checked at the end), once to set the attributes of the inodes made.
 func (c *layered) runLayer(ctx context.Context, i int, log *slog.Logger) error {
-	data := filepath.Join(c.work, "data")
-	if err := os.RemoveAll(data); err != nil {
-		return err
-	}
+	data := filepath.Join(c.work, fmt.Sprintf("data-%03d", i))
 	if err := os.Mkdir(data, 0o700); err != nil {
 		return err
 	}
-	defer os.RemoveAll(data)
-	script := filepath.Join(c.work, "layer.debugfs")
-	f, err := os.Create(script)
+	// Removing a layer's worth of files takes seconds: it runs beside the
+	// next steps, and convertLayers waits for it.
+	defer c.cleanup.Go(func() { os.RemoveAll(data) })
+	start := time.Now()
+	run, err := startDebugfs(ctx, c.image, c.env)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	sc, err := newScripter(f, c.tree, data)
+	sc, err := c.readLayer(ctx, i, run.stdin, data)
+	if err != nil {
+		run.abort()
+		return err
+	}
+	out, err := run.wait()
 	if err != nil {
 		return err
+	}
+	log.Debug("layer read and names made", "stats", sc.stats, "took", time.Since(start))
+	if err := sc.learnInodes(out); err != nil {
+		return err
+	}
+	start = time.Now()
+	if run, err = startDebugfs(ctx, c.image, c.env); err != nil {
+		return err
+	}
+	if err := sc.writeAttrs(run.stdin); err != nil {
+		run.abort()
+		return err
+	}
+	_, err = run.wait()
+	log.Debug("attributes set", "took", time.Since(start))
+	return err
+}
+
+// readLayer reads source layer i into requests written to w.
+func (c *layered) readLayer(ctx context.Context, i int, w io.Writer, data string) (*scripter, error) {
+	sc, err := newScripter(w, c.tree, data)
+	if err != nil {
+		return nil, err
 	}
 	src, err := openSourceLayer(c.layers[i], c.diffIDs[i])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer src.Close()
 	last := ""
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		hdr, err := src.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil && last != "" {
-			return fmt.Errorf("after entry %q: %w", last, err)
+			return nil, fmt.Errorf("after entry %q: %w", last, err)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := sc.entry(hdr, src.tr); err != nil {
-			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 		last = hdr.Name
 	}
 	if err := src.verify(); err != nil {
-		return err
+		return nil, err
 	}
-	if err := sc.finish(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	log.Debug("applying layer", "stats", sc.stats)
-	return runDebugfs(ctx, c.image, script, c.env)
+	return sc, sc.finish()
 }
 
 // copyImage keeps the image as it is before a layer, to diff against.

@@ -53,7 +53,6 @@ func (c *layerCache) put(key, blob string, tree *fsTree) error {
 	if err := copyFileAtomic(c.blobPath(key), blob); err != nil {
 		return err
 	}
-	tree.prepareEncode()
 	b, err := json.Marshal(tree)
 	if err != nil {
 		return err
@@ -75,7 +74,7 @@ func (c *layerCache) tree(key string) (*fsTree, error) {
 	if err := json.Unmarshal(b, t); err != nil {
 		return nil, fmt.Errorf("cache entry %s: %w", key, err)
 	}
-	if err := t.afterDecode(); err != nil {
+	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("cache entry %s: %w", key, err)
 	}
 	return t, nil

@@ -9,46 +9,49 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 )
 
 // File type bits of an ext4 inode mode.
 const (
-	modeDir     = 0o040000
-	modeReg     = 0o100000
-	modeChar    = 0o020000
-	modeBlock   = 0o060000
-	modeFifo    = 0o010000
-	modeSymlink = 0o120000
+	modeDir   = 0o040000
+	modeReg   = 0o100000
+	modeChar  = 0o020000
+	modeBlock = 0o060000
+	modeFifo  = 0o010000
 )
 
-// scripter turns the entries of one layer tar into a debugfs request file
-// that makes the same changes to the ext4 image, following the changeset
-// rules ApplyLayer follows on a directory. Regular file contents and
-// extended attribute values go to files in dataDir, which debugfs reads.
+// scripter turns the entries of one layer tar into debugfs requests that
+// make the same changes to the ext4 image, following the changeset rules
+// ApplyLayer follows on a directory. It writes two request files: the
+// first makes and removes names, working inside each entry's directory so
+// that debugfs looks up one name, not a path; the second, written once the
+// first has run and reported the new inode numbers, sets every new inode's
+// attributes by number. Regular file contents and extended attribute
+// values go to files in dataDir, which debugfs reads.
 type scripter struct {
 	w       *bufio.Writer
 	tree    *fsTree
 	dataDir string
 	files   int
 	stats   ApplyStats
-	times   []scriptDirTime
-}
-
-type scriptDirTime struct {
-	path         string
-	node         *fsNode
-	atime, mtime int64
+	cwd     *fsNode // debugfs's current directory, nil when unknown
+	// allocs are the temporary numbers of the inodes that "write" and
+	// "mknod" make, in request order: debugfs reports each new number.
+	allocs []int
+	// listed are the directories where mkdir or symlink made inodes,
+	// which debugfs does not report: a listing at the end tells them.
+	listed map[*fsNode]string
+	lists  []*fsNode
 }
 
 func newScripter(w io.Writer, tree *fsTree, dataDir string) (*scripter, error) {
 	if err := checkScriptName(dataDir); err != nil {
 		return nil, fmt.Errorf("work directory %q: %w", dataDir, err)
 	}
-	tree.clearTouched()
-	return &scripter{w: bufio.NewWriterSize(w, 1<<20), tree: tree, dataDir: dataDir}, nil
+	tree.startLayer()
+	return &scripter{w: bufio.NewWriterSize(w, 1<<20), tree: tree, dataDir: dataDir, listed: map[*fsNode]string{}}, nil
 }
 
 // checkScriptName refuses what debugfs's command line parser cannot carry
@@ -60,6 +63,16 @@ func checkScriptName(s string) error {
 	return nil
 }
 
+// checkBase refuses, besides, a name debugfs would read as an inode number.
+func checkBase(s string) error {
+	if strings.HasPrefix(s, "<") && strings.HasSuffix(s, ">") {
+		return errors.New("a name of the form <N> cannot be written by debugfs")
+	}
+	return checkScriptName(s)
+}
+
+func quote(s string) string { return `"` + s + `"` }
+
 // fsPath is p (clean, relative) as an absolute, quoted debugfs argument.
 func fsPath(p string) string {
 	if p == "." {
@@ -68,21 +81,45 @@ func fsPath(p string) string {
 	return `"/` + p + `"`
 }
 
+// inoSpec names node: by number once it is known, else by path.
+func inoSpec(n *fsNode, p string) string {
+	if n.Ino > 0 {
+		return "<" + strconv.Itoa(n.Ino) + ">"
+	}
+	return fsPath(p)
+}
+
 func (s *scripter) cmd(args ...string) {
 	s.w.WriteString(strings.Join(args, " "))
 	s.w.WriteByte('\n')
 }
 
-// finish sets the times of the directories the layer named, last, as
-// adding their children may have moved them, and flushes the script.
+// cd makes dir (at path p) debugfs's current directory.
+func (s *scripter) cd(p string, dir *fsNode) {
+	if s.cwd != dir {
+		s.cmd("cd", inoSpec(dir, p))
+		s.cwd = dir
+	}
+}
+
+// finish ends the first request file: listings of the directories where
+// inodes were made that debugfs does not report.
 func (s *scripter) finish() error {
-	for _, d := range s.times {
-		if s.tree.lookup(d.path) != d.node {
-			continue // replaced or removed later in the layer
+	for _, d := range s.lists {
+		if p := s.listed[d]; s.tree.lookup(p) == d {
+			s.cmd("ls", "-p", inoSpec(d, p))
+			continue
 		}
-		s.setTimes(d.path, d.atime, d.mtime)
+		s.listed[d] = "" // gone again: nothing to learn
 	}
 	return s.w.Flush()
+}
+
+func (s *scripter) listLater(p string, dir *fsNode) {
+	if _, ok := s.listed[dir]; !ok {
+		s.listed[dir] = p
+		s.lists = append(s.lists, dir)
+	}
 }
 
 func (s *scripter) entry(hdr *tar.Header, r io.Reader) error {
@@ -102,9 +139,12 @@ func (s *scripter) entry(hdr *tar.Header, r io.Reader) error {
 			return errors.New("only a directory may stand for the root")
 		}
 		s.tree.Root.touched = true
-		return s.dirMeta(".", s.tree.Root, hdr)
+		return s.setMeta(s.tree.Root, modeDir, hdr)
 	}
 	dir, base := path.Split(name)
+	if err := checkBase(base); err != nil {
+		return err
+	}
 	parentPath, parent, err := s.tree.resolveDir(dir, s.mkdir)
 	if err != nil {
 		return err
@@ -112,86 +152,88 @@ func (s *scripter) entry(hdr *tar.Header, r io.Reader) error {
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return s.whiteout(parentPath, parent, base)
 	}
-	full := path.Join(parentPath, base)
+	e := entryAt{path.Join(parentPath, base), parentPath, parent, base}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		return s.dir(full, parent, base, hdr)
+		return s.dir(e, hdr)
 	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
-		return s.file(full, parent, base, hdr, r)
+		return s.file(e, hdr, r)
 	case tar.TypeSymlink:
-		return s.symlink(full, parent, base, hdr)
+		return s.symlink(e, hdr)
 	case tar.TypeLink:
-		return s.hardlink(full, parent, base, hdr)
+		return s.hardlink(e, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		return s.special(full, parent, base, hdr)
+		return s.special(e, hdr)
 	default:
 		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
 }
 
-func (s *scripter) mkdir(p string) error {
-	s.cmd("mkdir", fsPath(p))
-	return nil
+// entryAt is where an entry goes: its path, and its parent's path and node.
+type entryAt struct {
+	full, parentPath string
+	parent           *fsNode
+	base             string
 }
 
-// makeRoom removes what is at parent/base unless both it and the new entry
-// are directories; it reports whether a directory was kept.
-func (s *scripter) makeRoom(full string, parent *fsNode, base string, dir bool) bool {
-	n := parent.Kids[base]
+// mkdir makes a directory that an entry needs and the layer does not list.
+func (s *scripter) mkdir(parentPath string, parent *fsNode, base string) {
+	s.cd(parentPath, parent)
+	s.cmd("mkdir", quote(base))
+	s.listLater(parentPath, parent)
+}
+
+// makeRoom removes what is at e unless both it and the new entry are
+// directories; it reports whether a directory was kept.
+func (s *scripter) makeRoom(e entryAt, dir bool) bool {
+	n := e.parent.Kids[e.base]
 	if n == nil {
 		return false
 	}
 	if dir && n.Dir {
 		return true
 	}
-	s.removeNode(parent, base, full)
+	s.removeNode(e.parent, e.base, e.full)
 	return false
 }
 
 func (s *scripter) removeNode(parent *fsNode, base, full string) {
-	paths, dirs := s.tree.remove(parent, base, full)
-	for i, p := range paths {
-		if dirs[i] {
-			s.cmd("rmdir", fsPath(p))
+	for _, r := range s.tree.remove(parent, base, full) {
+		s.cd(r.parentPath, r.parent)
+		if r.dir {
+			s.cmd("rmdir", quote(r.base))
 		} else {
-			s.cmd("rm", fsPath(p))
+			s.cmd("rm", quote(r.base))
 		}
 	}
 }
 
-func (s *scripter) dir(full string, parent *fsNode, base string, hdr *tar.Header) error {
-	n := parent.Kids[base]
-	if !s.makeRoom(full, parent, base, true) {
-		s.cmd("mkdir", fsPath(full))
-		n = newDirNode()
-		parent.Kids[base] = n
+func (s *scripter) dir(e entryAt, hdr *tar.Header) error {
+	n := e.parent.Kids[e.base]
+	if !s.makeRoom(e, true) {
+		s.cd(e.parentPath, e.parent)
+		s.cmd("mkdir", quote(e.base))
+		s.listLater(e.parentPath, e.parent)
+		n = s.tree.newDir()
+		e.parent.Kids[e.base] = n
 	}
 	n.touched = true
-	return s.dirMeta(full, n, hdr)
+	return s.setMeta(n, modeDir, hdr)
 }
 
-func (s *scripter) dirMeta(full string, n *fsNode, hdr *tar.Header) error {
-	if err := s.meta(full, modeDir, hdr); err != nil {
-		return err
-	}
-	s.times = append(s.times, scriptDirTime{full, n, headerAtime(hdr), hdr.ModTime.Unix()})
-	return nil
-}
-
-func (s *scripter) file(full string, parent *fsNode, base string, hdr *tar.Header, r io.Reader) error {
-	s.makeRoom(full, parent, base, false)
+func (s *scripter) file(e entryAt, hdr *tar.Header, r io.Reader) error {
+	s.makeRoom(e, false)
 	host, err := s.dataFile(r)
 	if err != nil {
 		return err
 	}
 	s.stats.Bytes += hdr.Size
-	s.cmd("write", host, fsPath(full))
-	parent.Kids[base] = s.tree.newFile("")
-	if err := s.meta(full, modeReg, hdr); err != nil {
-		return err
-	}
-	s.setTimes(full, headerAtime(hdr), hdr.ModTime.Unix())
-	return nil
+	s.cd(e.parentPath, e.parent)
+	s.cmd("write", host, quote(e.base))
+	n := s.tree.newFile("")
+	s.allocs = append(s.allocs, n.Ino)
+	e.parent.Kids[e.base] = n
+	return s.setMeta(n, modeReg, hdr)
 }
 
 // dataFile stores the bytes of r in a new file of dataDir and returns its
@@ -210,28 +252,30 @@ func (s *scripter) dataFile(r io.Reader) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read content: %w", err)
 	}
-	return `"` + p + `"`, nil
+	return quote(p), nil
 }
 
-func (s *scripter) symlink(full string, parent *fsNode, base string, hdr *tar.Header) error {
+func (s *scripter) symlink(e entryAt, hdr *tar.Header) error {
 	if hdr.Linkname == "" {
 		return errors.New("symlink with an empty target")
 	}
 	if err := checkScriptName(hdr.Linkname); err != nil {
 		return fmt.Errorf("symlink target: %w", err)
 	}
-	s.makeRoom(full, parent, base, false)
-	s.cmd("symlink", fsPath(full), `"`+hdr.Linkname+`"`)
-	parent.Kids[base] = s.tree.newFile(hdr.Linkname)
-	s.owner(full, hdr)
-	s.setTimes(full, headerAtime(hdr), hdr.ModTime.Unix())
-	return nil
+	s.makeRoom(e, false)
+	s.cd(e.parentPath, e.parent)
+	s.cmd("symlink", quote(e.base), quote(hdr.Linkname))
+	s.listLater(e.parentPath, e.parent)
+	n := s.tree.newFile(hdr.Linkname)
+	e.parent.Kids[e.base] = n
+	// A symlink's permission bits are always 0777.
+	return s.setMeta(n, 0o120777, &tar.Header{Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, AccessTime: hdr.AccessTime, PAXRecords: hdr.PAXRecords})
 }
 
-// hardlink links full to an earlier name, of this layer or a lower one.
-// The target is named from the root of the image: an absolute target or
-// one climbing out with ".." is refused, not reinterpreted.
-func (s *scripter) hardlink(full string, parent *fsNode, base string, hdr *tar.Header) error {
+// hardlink links e to an earlier name, of this layer or a lower one. The
+// target is named from the root of the image: an absolute target or one
+// climbing out with ".." is refused, not reinterpreted.
+func (s *scripter) hardlink(e entryAt, hdr *tar.Header) error {
 	if path.IsAbs(hdr.Linkname) {
 		return fmt.Errorf("hard link target %q is absolute: %w", hdr.Linkname, ErrPathEscapes)
 	}
@@ -251,7 +295,7 @@ func (s *scripter) hardlink(full string, parent *fsNode, base string, hdr *tar.H
 		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 	}
 	target := path.Join(tparentPath, tbase)
-	if target == full {
+	if target == e.full {
 		return nil
 	}
 	tn := tparent.Kids[tbase]
@@ -261,19 +305,21 @@ func (s *scripter) hardlink(full string, parent *fsNode, base string, hdr *tar.H
 	if tn.Dir {
 		return fmt.Errorf("hard link target %q is a directory", hdr.Linkname)
 	}
-	s.makeRoom(full, parent, base, false)
-	s.cmd("ln", fsPath(target), fsPath(full))
-	*tn.Links++
-	link := *tn
-	link.touched = true
-	parent.Kids[base] = &link
-	s.cmd("sif", fsPath(target), "links_count", strconv.Itoa(*tn.Links))
+	s.makeRoom(e, false)
+	spec := inoSpec(tn, target)
+	s.cd(e.parentPath, e.parent)
+	s.cmd("ln", spec, quote(e.base))
+	s.tree.Links[tn.Ino]++
+	e.parent.Kids[e.base] = &fsNode{Symlink: tn.Symlink, Ino: tn.Ino, touched: true}
+	// debugfs's ln leaves the count alone; it must be right before any
+	// later rm of another name drops it to zero and frees the inode.
+	s.cmd("sif", spec, "links_count", strconv.Itoa(s.tree.Links[tn.Ino]))
 	return nil
 }
 
-func (s *scripter) special(full string, parent *fsNode, base string, hdr *tar.Header) error {
+func (s *scripter) special(e entryAt, hdr *tar.Header) error {
 	var kind int64
-	args := []string{"mknod", `"` + base + `"`}
+	args := []string{"mknod", quote(e.base)}
 	switch hdr.Typeflag {
 	case tar.TypeChar, tar.TypeBlock:
 		if hdr.Devmajor < 0 || hdr.Devmajor > 0xFFF || hdr.Devminor < 0 || hdr.Devminor > 0xFFFFF {
@@ -287,17 +333,13 @@ func (s *scripter) special(full string, parent *fsNode, base string, hdr *tar.He
 	default:
 		kind, args = modeFifo, append(args, "p")
 	}
-	s.makeRoom(full, parent, base, false)
-	// mknod takes a name in the current directory, not a path.
-	s.cmd("cd", fsPath(path.Dir(full)))
+	s.makeRoom(e, false)
+	s.cd(e.parentPath, e.parent)
 	s.cmd(args...)
-	s.cmd("cd", `"/"`)
-	parent.Kids[base] = s.tree.newFile("")
-	if err := s.meta(full, kind, hdr); err != nil {
-		return err
-	}
-	s.setTimes(full, headerAtime(hdr), hdr.ModTime.Unix())
-	return nil
+	n := s.tree.newFile("")
+	s.allocs = append(s.allocs, n.Ino)
+	e.parent.Kids[e.base] = n
+	return s.setMeta(n, kind, hdr)
 }
 
 func (s *scripter) whiteout(parentPath string, parent *fsNode, base string) error {
@@ -335,27 +377,15 @@ func (s *scripter) prune(dirPath string, dir *fsNode) {
 	}
 }
 
-// meta sets mode, owner and extended attributes.
-func (s *scripter) meta(full string, kind int64, hdr *tar.Header) error {
-	s.cmd("sif", fsPath(full), "mode", "0"+strconv.FormatInt(kind|hdr.Mode&0o7777, 8))
-	s.owner(full, hdr)
-	return s.xattrs(full, hdr)
-}
-
-func (s *scripter) owner(full string, hdr *tar.Header) {
-	s.cmd("sif", fsPath(full), "uid", strconv.Itoa(hdr.Uid))
-	s.cmd("sif", fsPath(full), "gid", strconv.Itoa(hdr.Gid))
-}
-
-func (s *scripter) xattrs(full string, hdr *tar.Header) error {
-	var keys []string
-	for k := range hdr.PAXRecords {
-		if strings.HasPrefix(k, xattrPAXPrefix) && len(k) > len(xattrPAXPrefix) {
-			keys = append(keys, k)
-		}
+// setMeta records the attributes the header gives n; they are set by the
+// second request file. The extended attribute values are stored now.
+func (s *scripter) setMeta(n *fsNode, kind int64, hdr *tar.Header) error {
+	m := &nodeMeta{mode: kind | hdr.Mode&0o7777, uid: hdr.Uid, gid: hdr.Gid,
+		atime: accessTime(hdr).Unix(), mtime: hdr.ModTime.Unix()}
+	if kind == 0o120777 {
+		m.mode = kind
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range sortedXattrKeys(hdr) {
 		name := strings.TrimPrefix(k, xattrPAXPrefix)
 		if err := checkScriptName(name); err != nil || strings.ContainsAny(name, " \t") {
 			return fmt.Errorf("extended attribute name %q cannot be written by debugfs", name)
@@ -364,14 +394,8 @@ func (s *scripter) xattrs(full string, hdr *tar.Header) error {
 		if err != nil {
 			return err
 		}
-		s.cmd("ea_set", "-f", host, fsPath(full), name)
+		m.xattrs = append(m.xattrs, [2]string{name, host})
 	}
+	n.meta = m
 	return nil
 }
-
-func (s *scripter) setTimes(full string, atime, mtime int64) {
-	s.cmd("sif", fsPath(full), "atime", "@"+strconv.FormatInt(atime, 10))
-	s.cmd("sif", fsPath(full), "mtime", "@"+strconv.FormatInt(mtime, 10))
-}
-
-func headerAtime(hdr *tar.Header) int64 { return accessTime(hdr).Unix() }

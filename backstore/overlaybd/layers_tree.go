@@ -10,40 +10,66 @@ import (
 	"syscall"
 )
 
-// fsTree is what the converter knows of the ext4 file system it is writing
-// into: the names, which are directories, and which names share an inode.
-// debugfs offers no recursive removal, no way to ask for a link count and
-// no listing cheap enough to ask per entry, so the tree is kept here and
-// carried from layer to layer (and through the conversion cache).
+// Inode numbers mke2fs gives the root and lost+found.
+const (
+	rootIno       = 2
+	lostFoundIno  = 11
+	lostFoundName = "lost+found"
+)
+
+// fsTree is what the converter knows of the ext4 file system it writes
+// into: the names, which are directories, every name's inode number and the
+// link count of every other inode. debugfs offers no recursive removal, no
+// way to ask for a link count, and looking a path up costs a scan of every
+// directory on the way, so the tree is kept here, carried from layer to
+// layer (and through the conversion cache), and requests name inodes by
+// number wherever the number is known.
 type fsTree struct {
-	Root   *fsNode
-	Inodes int // inodes handed out, to name hard link groups
+	Root *fsNode
+	// Links counts the names of each non-directory inode, by number.
+	Links map[int]int
+	// pending is the last temporary (negative) number handed out to an
+	// inode that debugfs has not made yet.
+	pending int
 }
 
-// fsNode is one name in the tree. Non-directories that are hard links of
-// one another share Ino, and Links counts them in every node of the group.
+// fsNode is one name in the tree. Hard links share Ino.
 type fsNode struct {
-	Dir     bool
-	Symlink string // target, for a symlink
-	Ino     int
-	Links   *int               `json:"-"`
+	Dir     bool               `json:",omitempty"`
+	Symlink string             `json:",omitempty"` // target, for a symlink
+	Ino     int                // negative until the layer that makes it has run
 	Kids    map[string]*fsNode `json:",omitempty"`
-	NLinks  int                `json:",omitempty"` // Links, for encoding
 	touched bool               // created or named by the layer being applied
+	meta    *nodeMeta          // attributes the layer gives it, set once it exists
+}
+
+// nodeMeta is what a tar header says of an entry's inode.
+type nodeMeta struct {
+	mode         int64 // type and permission bits
+	uid, gid     int
+	atime, mtime int64
+	xattrs       [][2]string // name, file holding the value
 }
 
 func newFSTree() *fsTree {
-	return &fsTree{Root: &fsNode{Dir: true, Kids: map[string]*fsNode{}}}
+	t := &fsTree{Root: &fsNode{Dir: true, Ino: rootIno, Kids: map[string]*fsNode{}}, Links: map[int]int{}}
+	t.Root.Kids[lostFoundName] = &fsNode{Dir: true, Ino: lostFoundIno, Kids: map[string]*fsNode{}}
+	return t
+}
+
+func (t *fsTree) tempIno() int {
+	t.pending--
+	return t.pending
 }
 
 func (t *fsTree) newFile(symlink string) *fsNode {
-	t.Inodes++
-	one := 1
-	return &fsNode{Symlink: symlink, Ino: t.Inodes, Links: &one, touched: true}
+	n := &fsNode{Symlink: symlink, Ino: t.tempIno(), touched: true}
+	t.Links[n.Ino] = 1
+	return n
 }
 
-func newDirNode() *fsNode {
-	return &fsNode{Dir: true, Kids: map[string]*fsNode{}, touched: true}
+func (t *fsTree) newDir() *fsNode {
+	return &fsNode{Dir: true, Ino: t.tempIno(), Kids: map[string]*fsNode{}, touched: true}
 }
 
 // lookup returns the node at the clean relative path p, following no
@@ -62,11 +88,11 @@ func (t *fsTree) lookup(p string) *fsNode {
 	return n
 }
 
-// resolveDir returns the real path of the clean relative directory dir,
-// with symlinks on the way expanded as if the tree were the root, and makes
-// the directories that are missing (reporting each through mkdir). It never
-// leaves the tree: ".." at the top stays at the top.
-func (t *fsTree) resolveDir(dir string, mkdir func(p string) error) (string, *fsNode, error) {
+// resolveDir returns the real path of the clean relative directory dir and
+// its node, with symlinks on the way expanded as if the tree were the root,
+// and makes the directories that are missing (reporting each to mkdir with
+// its parent). ".." at the top stays at the top.
+func (t *fsTree) resolveDir(dir string, mkdir func(parentPath string, parent *fsNode, base string)) (string, *fsNode, error) {
 	todo := strings.Split(path.Clean(dir), "/")
 	var done []string
 	n := t.Root
@@ -87,11 +113,8 @@ func (t *fsTree) resolveDir(dir string, mkdir func(p string) error) (string, *fs
 		next := n.Kids[c]
 		switch {
 		case next == nil:
-			p := joinRel(append(done, c))
-			if err := mkdir(p); err != nil {
-				return "", nil, err
-			}
-			next = newDirNode()
+			mkdir(joinRel(done), n, c)
+			next = t.newDir()
 			n.Kids[c] = next
 		case next.Symlink != "":
 			if links++; links > maxApplySymlinks {
@@ -118,28 +141,38 @@ func joinRel(parts []string) string {
 	return path.Join(parts...)
 }
 
-// remove takes the node at p (child name of parent) out of the tree and
-// returns the paths to remove in the file system, children before their
-// directory; dirs tells which are directories.
-func (t *fsTree) remove(parent *fsNode, name, p string) (paths []string, dirs []bool) {
+// removal is one name to take out of the file system.
+type removal struct {
+	parentPath string
+	parent     *fsNode
+	base       string
+	dir        bool
+}
+
+// remove takes the node parent/name (at path p) out of the tree and
+// returns the names to remove from the file system, children before their
+// directory.
+func (t *fsTree) remove(parent *fsNode, name, p string) []removal {
 	n := parent.Kids[name]
 	if n == nil {
-		return nil, nil
+		return nil
 	}
 	delete(parent.Kids, name)
-	var walk func(n *fsNode, p string)
-	walk = func(n *fsNode, p string) {
+	var out []removal
+	var walk func(parentPath string, parent, n *fsNode, base string)
+	walk = func(parentPath string, parent, n *fsNode, base string) {
 		if n.Dir {
+			p := path.Join(parentPath, base)
 			for _, k := range sortedKids(n) {
-				walk(n.Kids[k], path.Join(p, k))
+				walk(p, n, n.Kids[k], k)
 			}
-		} else {
-			*n.Links--
+		} else if t.Links[n.Ino]--; t.Links[n.Ino] <= 0 {
+			delete(t.Links, n.Ino)
 		}
-		paths, dirs = append(paths, p), append(dirs, n.Dir)
+		out = append(out, removal{parentPath, parent, base, n.Dir})
 	}
-	walk(n, p)
-	return paths, dirs
+	walk(path.Dir(p), parent, n, name)
+	return out
 }
 
 func sortedKids(n *fsNode) []string {
@@ -151,63 +184,75 @@ func sortedKids(n *fsNode) []string {
 	return names
 }
 
-// clearTouched forgets which nodes the last layer named.
-func (t *fsTree) clearTouched() {
-	var walk func(n *fsNode)
-	walk = func(n *fsNode) {
-		n.touched = false
-		for _, k := range n.Kids {
-			walk(k)
+// walk calls fn for every node, parents first, children in name order.
+func (t *fsTree) walk(fn func(p string, n *fsNode)) {
+	var rec func(p string, n *fsNode)
+	rec = func(p string, n *fsNode) {
+		fn(p, n)
+		if n == nil {
+			return
+		}
+		for _, k := range sortedKids(n) {
+			rec(path.Join(p, k), n.Kids[k])
 		}
 	}
-	walk(t.Root)
+	rec(".", t.Root)
 }
 
-// prepareEncode copies the shared link counts into the nodes, and
-// afterDecode shares them again by inode.
-func (t *fsTree) prepareEncode() {
-	var walk func(n *fsNode)
-	walk = func(n *fsNode) {
-		if n.Links != nil {
-			n.NLinks = *n.Links
+// startLayer forgets what the last layer named.
+func (t *fsTree) startLayer() {
+	t.walk(func(_ string, n *fsNode) { n.touched, n.meta = false, nil })
+}
+
+// resolve replaces temporary inode numbers by the real ones; every node
+// must have one by now.
+func (t *fsTree) resolve(real map[int]int) error {
+	var bad []string
+	t.walk(func(p string, n *fsNode) {
+		if n.Ino >= 0 {
+			return
 		}
-		for _, k := range n.Kids {
-			walk(k)
+		r, ok := real[n.Ino]
+		if !ok {
+			bad = append(bad, p)
+			return
+		}
+		n.Ino = r
+	})
+	if len(bad) > 0 {
+		return fmt.Errorf("debugfs did not report the inode of %q", bad[0])
+	}
+	for tmp, r := range real {
+		if c, ok := t.Links[tmp]; ok {
+			delete(t.Links, tmp)
+			t.Links[r] = c
 		}
 	}
-	walk(t.Root)
+	t.pending = 0
+	return nil
 }
 
-func (t *fsTree) afterDecode() error {
+// check verifies a tree read back from the cache.
+func (t *fsTree) check() error {
 	if t.Root == nil || !t.Root.Dir {
 		return errors.New("tree: no root directory")
 	}
-	shared := map[int]*int{}
-	var walk func(n *fsNode) error
-	walk = func(n *fsNode) error {
-		if n.Dir {
-			if n.Kids == nil {
-				n.Kids = map[string]*fsNode{}
-			}
-			for _, k := range n.Kids {
-				if k == nil {
-					return errors.New("tree: empty node")
-				}
-				if err := walk(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		if n.Ino <= 0 || n.Ino > t.Inodes {
-			return fmt.Errorf("tree: inode %d out of range", n.Ino)
-		}
-		if shared[n.Ino] == nil {
-			c := n.NLinks
-			shared[n.Ino] = &c
-		}
-		n.Links = shared[n.Ino]
-		return nil
+	if t.Links == nil {
+		t.Links = map[int]int{}
 	}
-	return walk(t.Root)
+	var err error
+	t.walk(func(p string, n *fsNode) {
+		switch {
+		case err != nil:
+		case n == nil:
+			err = fmt.Errorf("tree: %s: empty node", p)
+		case n.Ino <= 0:
+			err = fmt.Errorf("tree: %s: inode %d", p, n.Ino)
+		case n.Dir && n.Kids == nil:
+			n.Kids = map[string]*fsNode{}
+		case !n.Dir && t.Links[n.Ino] <= 0:
+			err = fmt.Errorf("tree: %s: inode %d has no link count", p, n.Ino)
+		}
+	})
+	return err
 }
