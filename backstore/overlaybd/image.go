@@ -97,8 +97,6 @@ func overlaybdLayer(path string, history v1.History) (mutate.Addendum, error) {
 // creation time (not the clock's, so that converting again gives the same
 // digest), unless cfg overrides them.
 func newLayeredImage(paths []string, src *v1.ConfigFile, cfg buildConfig) (v1.Image, error) {
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	adds := make([]mutate.Addendum, len(paths))
 	for i, p := range paths {
 		a, err := overlaybdLayer(p, v1.History{Created: src.Created, CreatedBy: fmt.Sprintf("dejavu image convert: layer %d", i)})
@@ -107,25 +105,15 @@ func newLayeredImage(paths []string, src *v1.ConfigFile, cfg buildConfig) (v1.Im
 		}
 		adds[i] = a
 	}
-	img, err := mutate.Append(img, adds...)
-	if err != nil {
-		return nil, fmt.Errorf("assemble image: %w", err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.Config = src.Config
+	rc := src.Config
 	if cfg.config != nil {
-		cf.Config = *cfg.config
+		rc = *cfg.config
 	}
-	cf.Created = src.Created
-	cf.Architecture, cf.OS, cf.Variant, cf.OSVersion = src.Architecture, src.OS, src.Variant, src.OSVersion
-	if p := cfg.platform; p != nil {
-		cf.Architecture, cf.OS, cf.Variant, cf.OSVersion = p.Architecture, p.OS, p.Variant, p.OSVersion
+	plat := v1.Platform{Architecture: src.Architecture, OS: src.OS, Variant: src.Variant, OSVersion: src.OSVersion}
+	if cfg.platform != nil {
+		plat = *cfg.platform
 	}
-	return mutate.ConfigFile(img, cf)
+	return assemble(adds, rc, plat, src.Created)
 }
 
 // NewImage makes a one-layer overlaybd image from the layer blob at path:
@@ -138,9 +126,15 @@ func NewImage(path string, cfg v1.Config, platform v1.Platform, createdBy string
 	if err != nil {
 		return nil, err
 	}
+	return assemble([]mutate.Addendum{add}, cfg, platform, now)
+}
+
+// assemble makes an OCI image of the layers with the given runtime config,
+// platform and creation time.
+func assemble(adds []mutate.Addendum, cfg v1.Config, platform v1.Platform, created v1.Time) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, add)
+	img, err := mutate.Append(img, adds...)
 	if err != nil {
 		return nil, fmt.Errorf("assemble image: %w", err)
 	}
@@ -150,7 +144,7 @@ func NewImage(path string, cfg v1.Config, platform v1.Platform, createdBy string
 	}
 	cf = cf.DeepCopy()
 	cf.Config = cfg
-	cf.Created = now
+	cf.Created = created
 	cf.Architecture, cf.OS, cf.Variant, cf.OSVersion = platform.Architecture, platform.OS, platform.Variant, platform.OSVersion
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {

@@ -124,20 +124,14 @@ func (s *scripter) listLater(p string, dir *fsNode) {
 
 func (s *scripter) entry(hdr *tar.Header, r io.Reader) error {
 	s.stats.Entries++
-	if hdr.Typeflag == tar.TypeXGlobalHeader {
-		return nil
-	}
 	if err := checkScriptName(hdr.Name); err != nil {
 		return err
 	}
-	name, err := cleanName(hdr.Name)
-	if err != nil {
+	name, err := entryName(hdr)
+	if name == "" || err != nil {
 		return err
 	}
 	if name == "." {
-		if hdr.Typeflag != tar.TypeDir {
-			return errors.New("only a directory may stand for the root")
-		}
 		s.tree.Root.touched = true
 		return s.setMeta(s.tree.Root, modeDir, hdr)
 	}
@@ -152,21 +146,8 @@ func (s *scripter) entry(hdr *tar.Header, r io.Reader) error {
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return s.whiteout(parentPath, parent, base)
 	}
-	e := entryAt{path.Join(parentPath, base), parentPath, parent, base}
-	switch hdr.Typeflag {
-	case tar.TypeDir:
-		return s.dir(e, hdr)
-	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
-		return s.file(e, hdr, r)
-	case tar.TypeSymlink:
-		return s.symlink(e, hdr)
-	case tar.TypeLink:
-		return s.hardlink(e, hdr)
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		return s.special(e, hdr)
-	default:
-		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
-	}
+	ops := entryOps[entryAt]{dir: s.dir, file: s.file, symlink: s.symlink, hardlink: s.hardlink, special: s.special}
+	return ops.apply(entryAt{path.Join(parentPath, base), parentPath, parent, base}, hdr, r)
 }
 
 // entryAt is where an entry goes: its path, and its parent's path and node.

@@ -34,7 +34,8 @@ pushing one after the other uploads only what differs.
 --cache-dir keeps converted layers and skips the layers found there.
 --flatten makes one layer of the whole tree instead (the earlier form).
 Each source layer is checked against the diff ID of SRC's config; nothing is
-written to DEST unless every layer converts.`,
+written to DEST unless every layer converts. A layered conversion needs no
+privilege; run --flatten as root so that files keep their owners.`,
 		Example: `  dejavu image convert localhost:5000/python:3.12 localhost:5000/python:3.12-obd
   dejavu image convert localhost:5000/app:v2 localhost:5000/app:v2-obd --cache-dir ~/.cache/dejavu-convert
   dejavu image convert oci:./layout:app oci:./layout:app-obd --compression zstd
