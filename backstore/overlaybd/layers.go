@@ -168,7 +168,10 @@ func (c *layered) prepare(ctx context.Context, i int) error {
 		return err
 	}
 	c.tree = t
-	return c.rebuildRaw(ctx)
+	start := time.Now()
+	err = c.rebuildRaw(ctx)
+	c.cfg.log.Debug("image rebuilt from cached layers", "layers", i, "took", time.Since(start))
+	return err
 }
 
 // rebuildRaw writes the merged device of the blobs so far to the image.
@@ -208,13 +211,14 @@ func (c *layered) rebuildRaw(ctx context.Context) error {
 // apply applies source layer i to the image and writes its blob: the
 // blocks that changed, under a UUID derived from its chain ID.
 func (c *layered) apply(ctx context.Context, i int, log *slog.Logger) (string, error) {
-	var prev string
+	var prev *blockHashes
 	if i > 0 {
-		prev = filepath.Join(c.work, "image.prev")
-		if err := copyImage(prev, c.image); err != nil {
+		start := time.Now()
+		var err error
+		if prev, err = c.hashImage(); err != nil {
 			return "", err
 		}
-		defer os.Remove(prev)
+		log.Debug("image hashed to diff against", "took", time.Since(start))
 	}
 	if err := c.runLayer(ctx, i, log); err != nil {
 		return "", err
@@ -229,12 +233,7 @@ func (c *layered) apply(ctx context.Context, i int, log *slog.Logger) (string, e
 	if i == 0 {
 		ext, _, err = DataExtents(cur)
 	} else {
-		p, perr := os.Open(prev)
-		if perr != nil {
-			return "", perr
-		}
-		ext, err = changedExtents(p, cur)
-		p.Close()
+		ext, err = changedExtents(prev, cur)
 	}
 	if err != nil {
 		return "", err
@@ -338,12 +337,12 @@ func (c *layered) readLayer(ctx context.Context, i int, w io.Writer, data string
 	return sc, sc.finish()
 }
 
-// copyImage keeps the image as it is before a layer, to diff against.
-func copyImage(dst, src string) error {
-	f, err := os.Open(src)
+// hashImage hashes the image as it is before a layer, to diff against.
+func (c *layered) hashImage() (*blockHashes, error) {
+	f, err := os.Open(c.image)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
-	return sparseCopy(dst, f)
+	return hashImage(f)
 }

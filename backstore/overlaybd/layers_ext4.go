@@ -3,17 +3,16 @@ package overlaybd
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/dejavu-project/dejavu/backstore/lsmt"
 )
@@ -137,72 +136,54 @@ func (r *debugfsRun) wait() (*bytes.Buffer, error) {
 	return &r.stdout, nil
 }
 
-// dataSpans calls fn for each span of f that holds data (not a hole).
-func dataSpans(f *os.File, fn func(start, end int64) error) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	fd := int(f.Fd())
-	for off := int64(0); off < fi.Size(); {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("%s: seek data at %d: %w", f.Name(), off, err)
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return fmt.Errorf("%s: seek hole at %d: %w", f.Name(), data, err)
-		}
-		if err := fn(data, hole); err != nil {
-			return err
-		}
-		off = hole
-	}
-	return nil
+// blockHashes are the hashes of the fsBlock blocks in an image's data
+// spans, taken before a layer is applied: enough to find the blocks the
+// layer changed without keeping a copy of the image. The hash is 64-bit
+// with a seed of this process, so no input can be made to collide.
+type blockHashes struct {
+	seed  maphash.Seed
+	spans []hashSpan
 }
 
-// sparseCopy copies src to a new file at dst, holes kept as holes.
-func sparseCopy(dst string, src *os.File) error {
-	fi, err := src.Stat()
-	if err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	if err := out.Truncate(fi.Size()); err != nil {
-		return err
-	}
-	err = dataSpans(src, func(start, end int64) error {
-		for off := start; off < end; {
-			roff, woff := off, off
-			n, err := unix.CopyFileRange(int(src.Fd()), &roff, int(out.Fd()), &woff, int(end-off), 0)
-			if err != nil {
-				return fmt.Errorf("copy %s at %d: %w", src.Name(), off, err)
-			}
-			if n == 0 {
-				return fmt.Errorf("copy %s at %d: short copy", src.Name(), off)
-			}
-			off += int64(n)
+type hashSpan struct {
+	start int64 // a multiple of fsBlock
+	sums  []uint64
+}
+
+func hashImage(f *os.File) (*blockHashes, error) {
+	h := &blockHashes{seed: maphash.MakeSeed()}
+	buf := make([]byte, 1<<20)
+	err := blockSpans(f, buf, func(start int64, blocks []byte) error {
+		k := len(h.spans)
+		if k == 0 || h.spans[k-1].start+int64(len(h.spans[k-1].sums))*fsBlock != start {
+			h.spans = append(h.spans, hashSpan{start: start})
+			k++
+		}
+		for i := 0; i < len(blocks); i += fsBlock {
+			h.spans[k-1].sums = append(h.spans[k-1].sums, maphash.Bytes(h.seed, blocks[i:min(i+fsBlock, len(blocks))]))
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return out.Close()
+	return h, err
 }
 
-// changedExtents lists the fsBlock blocks of cur that differ from prev:
-// blocks whose new content is all zeros become zeroed (trimmed) extents,
-// which store no data. debugfs never punches holes, so only cur's data
-// needs reading.
-func changedExtents(prev, cur *os.File) ([]lsmt.Extent, error) {
+// at returns the hash of the block at off, or false for a hole.
+func (h *blockHashes) at(off int64) (uint64, bool) {
+	i := sort.Search(len(h.spans), func(i int) bool {
+		s := h.spans[i]
+		return s.start+int64(len(s.sums))*fsBlock > off
+	})
+	if i == len(h.spans) || h.spans[i].start > off {
+		return 0, false
+	}
+	return h.spans[i].sums[(off-h.spans[i].start)/fsBlock], true
+}
+
+// changedExtents lists the blocks of cur that differ from the image prev
+// hashed: blocks whose new content is all zeros become zeroed (trimmed)
+// extents, which store no data. debugfs never punches holes, so only cur's
+// data needs reading.
+func changedExtents(prev *blockHashes, cur *os.File) ([]lsmt.Extent, error) {
 	var out []lsmt.Extent
 	add := func(off int64, zero bool) {
 		if k := len(out); k > 0 && out[k-1].Offset+out[k-1].Length == off && out[k-1].Zeroed == zero {
@@ -211,25 +192,16 @@ func changedExtents(prev, cur *os.File) ([]lsmt.Extent, error) {
 		}
 		out = append(out, lsmt.Extent{Offset: off, Length: fsBlock, Zeroed: zero})
 	}
-	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
-	err := dataSpans(cur, func(start, end int64) error {
-		start = start / fsBlock * fsBlock
-		end = (end + fsBlock - 1) / fsBlock * fsBlock
-		for p := start; p < end; {
-			n := min(int64(len(a)), end-p)
-			if _, err := io.ReadFull(io.NewSectionReader(cur, p, n), a[:n]); err != nil {
-				return fmt.Errorf("read image at %d: %w", p, err)
+	err := blockSpans(cur, make([]byte, 1<<20), func(start int64, blocks []byte) error {
+		for i := 0; i < len(blocks); i += fsBlock {
+			b, off := blocks[i:min(i+fsBlock, len(blocks))], start+int64(i)
+			old, ok := prev.at(off)
+			switch {
+			case !ok && !allZero(b):
+				add(off, false)
+			case ok && old != maphash.Bytes(prev.seed, b):
+				add(off, allZero(b))
 			}
-			if _, err := io.ReadFull(io.NewSectionReader(prev, p, n), b[:n]); err != nil {
-				return fmt.Errorf("read previous image at %d: %w", p, err)
-			}
-			for i := int64(0); i < n; i += fsBlock {
-				nb, ob := a[i:i+fsBlock], b[i:i+fsBlock]
-				if !bytes.Equal(nb, ob) {
-					add(p+i, allZero(nb))
-				}
-			}
-			p += n
 		}
 		return nil
 	})
