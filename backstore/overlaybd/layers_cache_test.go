@@ -69,6 +69,11 @@ func TestConvertLayersReproducible(t *testing.T) {
 	if !equalHashes(lB[:2], l1[:2]) || lB[2] == l1[2] {
 		t.Errorf("image B layers %v, image A's %v: want the two bottom ones shared", lB, l1)
 	}
+	// On layers rebuilt from the cache, B's top layer is the one a
+	// conversion from scratch makes.
+	if _, _, fresh := convertT(t, imgB); !equalHashes(fresh, lB) {
+		t.Errorf("image B converted from scratch: %v, over cached layers: %v", fresh, lB)
+	}
 	// The rebuilt stack under B's top layer must be right too.
 	raw := rawFromFiles(t, bB.LayerPaths...)
 	fsck(t, raw)
