@@ -205,60 +205,41 @@ func (a *applier) resolveDir(dir string) (string, error) {
 	if r, ok := a.dirs[dir]; ok {
 		return r, nil
 	}
-	todo := strings.Split(dir, "/")
-	var done []string
-	links := 0
-	for len(todo) > 0 {
-		c := todo[0]
-		todo = todo[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(done) > 0 {
-				done = done[:len(done)-1]
-			}
-			continue
-		}
-		p := path.Join(append(done, c)...)
-		fi, err := a.root.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := a.root.Mkdir(p, 0o755); err != nil {
-				return "", err
-			}
-			// Mkdir is subject to the umask; the spec wants 0755.
-			if err := a.root.Chmod(p, 0o755); err != nil {
-				return "", err
-			}
-			a.layer[p] = struct{}{}
-			done = append(done, c)
-		case err != nil:
-			return "", err
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if links++; links > maxApplySymlinks {
-				return "", &fs.PathError{Op: "resolve", Path: dir, Err: syscall.ELOOP}
-			}
-			target, err := a.root.Readlink(p)
-			if err != nil {
-				return "", err
-			}
-			if path.IsAbs(target) {
-				done = done[:0]
-			}
-			todo = append(strings.Split(target, "/"), todo...)
-		case fi.IsDir():
-			done = append(done, c)
-		default:
-			return "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ENOTDIR}
-		}
+	done, err := walkDir(dir, a.dirStep)
+	if err != nil {
+		return "", err
 	}
-	r := path.Join(done...)
-	if r == "" {
-		r = "."
-	}
+	r := joinRel(done)
 	a.dirs[dir] = r
 	return r, nil
+}
+
+// dirStep looks at component c of the resolved directory done, and makes
+// it (mode 0755) when it is missing.
+func (a *applier) dirStep(done []string, c string) (bool, string, error) {
+	p := path.Join(append(done, c)...)
+	fi, err := a.root.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := a.root.Mkdir(p, 0o755); err != nil {
+			return false, "", err
+		}
+		// Mkdir is subject to the umask; the spec wants 0755.
+		if err := a.root.Chmod(p, 0o755); err != nil {
+			return false, "", err
+		}
+		a.layer[p] = struct{}{}
+		return false, "", nil
+	case err != nil:
+		return false, "", err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := a.root.Readlink(p)
+		return true, target, err
+	case fi.IsDir():
+		return false, "", nil
+	default:
+		return false, "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ENOTDIR}
+	}
 }
 
 // makeRoom makes room for a new entry at full. An existing directory stays when

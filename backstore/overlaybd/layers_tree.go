@@ -93,45 +93,27 @@ func (t *fsTree) lookup(p string) *fsNode {
 // and makes the directories that are missing (reporting each to mkdir with
 // its parent). ".." at the top stays at the top.
 func (t *fsTree) resolveDir(dir string, mkdir func(parentPath string, parent *fsNode, base string)) (string, *fsNode, error) {
-	todo := strings.Split(path.Clean(dir), "/")
-	var done []string
-	n := t.Root
-	links := 0
-	for len(todo) > 0 {
-		c := todo[0]
-		todo = todo[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(done) > 0 {
-				done = done[:len(done)-1]
-				n = t.lookup(joinRel(done))
-			}
-			continue
-		}
-		next := n.Kids[c]
+	done, err := walkDir(path.Clean(dir), func(done []string, c string) (bool, string, error) {
+		parentPath := joinRel(done)
+		parent := t.lookup(parentPath)
+		next := parent.Kids[c]
 		switch {
 		case next == nil:
-			mkdir(joinRel(done), n, c)
-			next = t.newDir()
-			n.Kids[c] = next
+			mkdir(parentPath, parent, c)
+			parent.Kids[c] = t.newDir()
+			return false, "", nil
 		case next.Symlink != "":
-			if links++; links > maxApplySymlinks {
-				return "", nil, &fs.PathError{Op: "resolve", Path: dir, Err: syscall.ELOOP}
-			}
-			if path.IsAbs(next.Symlink) {
-				done, n = done[:0], t.Root
-			}
-			todo = append(strings.Split(next.Symlink, "/"), todo...)
-			continue
+			return true, next.Symlink, nil
 		case !next.Dir:
-			return "", nil, &fs.PathError{Op: "resolve", Path: joinRel(append(done, c)), Err: syscall.ENOTDIR}
+			return false, "", &fs.PathError{Op: "resolve", Path: path.Join(parentPath, c), Err: syscall.ENOTDIR}
 		}
-		done = append(done, c)
-		n = next
+		return false, "", nil
+	})
+	if err != nil {
+		return "", nil, err
 	}
-	return joinRel(done), n, nil
+	p := joinRel(done)
+	return p, t.lookup(p), nil
 }
 
 func joinRel(parts []string) string {
