@@ -139,18 +139,25 @@ func cleanName(name string) (string, error) {
 	return p, nil
 }
 
-func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
+// entryName returns the clean name of a layer entry, "" for an entry that
+// changes nothing (a global PAX header).
+func entryName(hdr *tar.Header) (string, error) {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
-		return nil
+		return "", nil
 	}
 	name, err := cleanName(hdr.Name)
-	if err != nil {
+	if err == nil && name == "." && hdr.Typeflag != tar.TypeDir {
+		err = errors.New("only a directory may stand for the root")
+	}
+	return name, err
+}
+
+func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
+	name, err := entryName(hdr)
+	if name == "" || err != nil {
 		return err
 	}
 	if name == "." {
-		if hdr.Typeflag != tar.TypeDir {
-			return errors.New("only a directory may stand for the root")
-		}
 		return a.dir(".", hdr)
 	}
 	dir, base := path.Split(name)
@@ -161,18 +168,29 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return a.whiteout(parent, base)
 	}
-	full := path.Join(parent, base)
+	ops := entryOps[string]{dir: a.dir, file: a.file, symlink: a.symlink, hardlink: a.hardlink, special: a.special}
+	return ops.apply(path.Join(parent, base), hdr, r)
+}
+
+// entryOps are what an applier does with each type of tar entry at a
+// position P (a path, or a place in a tree); apply picks by type.
+type entryOps[P any] struct {
+	dir, symlink, hardlink, special func(P, *tar.Header) error
+	file                            func(P, *tar.Header, io.Reader) error
+}
+
+func (o entryOps[P]) apply(at P, hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		return a.dir(full, hdr)
+		return o.dir(at, hdr)
 	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
-		return a.file(full, hdr, r)
+		return o.file(at, hdr, r)
 	case tar.TypeSymlink:
-		return a.symlink(full, hdr)
+		return o.symlink(at, hdr)
 	case tar.TypeLink:
-		return a.hardlink(full, hdr)
+		return o.hardlink(at, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		return a.special(full, hdr)
+		return o.special(at, hdr)
 	default:
 		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
@@ -187,60 +205,41 @@ func (a *applier) resolveDir(dir string) (string, error) {
 	if r, ok := a.dirs[dir]; ok {
 		return r, nil
 	}
-	todo := strings.Split(dir, "/")
-	var done []string
-	links := 0
-	for len(todo) > 0 {
-		c := todo[0]
-		todo = todo[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(done) > 0 {
-				done = done[:len(done)-1]
-			}
-			continue
-		}
-		p := path.Join(append(done, c)...)
-		fi, err := a.root.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := a.root.Mkdir(p, 0o755); err != nil {
-				return "", err
-			}
-			// Mkdir is subject to the umask; the spec wants 0755.
-			if err := a.root.Chmod(p, 0o755); err != nil {
-				return "", err
-			}
-			a.layer[p] = struct{}{}
-			done = append(done, c)
-		case err != nil:
-			return "", err
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if links++; links > maxApplySymlinks {
-				return "", &fs.PathError{Op: "resolve", Path: dir, Err: syscall.ELOOP}
-			}
-			target, err := a.root.Readlink(p)
-			if err != nil {
-				return "", err
-			}
-			if path.IsAbs(target) {
-				done = done[:0]
-			}
-			todo = append(strings.Split(target, "/"), todo...)
-		case fi.IsDir():
-			done = append(done, c)
-		default:
-			return "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ENOTDIR}
-		}
+	done, err := walkDir(dir, a.dirStep)
+	if err != nil {
+		return "", err
 	}
-	r := path.Join(done...)
-	if r == "" {
-		r = "."
-	}
+	r := joinRel(done)
 	a.dirs[dir] = r
 	return r, nil
+}
+
+// dirStep looks at component c of the resolved directory done, and makes
+// it (mode 0755) when it is missing.
+func (a *applier) dirStep(done []string, c string) (bool, string, error) {
+	p := path.Join(append(done, c)...)
+	fi, err := a.root.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := a.root.Mkdir(p, 0o755); err != nil {
+			return false, "", err
+		}
+		// Mkdir is subject to the umask; the spec wants 0755.
+		if err := a.root.Chmod(p, 0o755); err != nil {
+			return false, "", err
+		}
+		a.layer[p] = struct{}{}
+		return false, "", nil
+	case err != nil:
+		return false, "", err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := a.root.Readlink(p)
+		return true, target, err
+	case fi.IsDir():
+		return false, "", nil
+	default:
+		return false, "", &fs.PathError{Op: "resolve", Path: p, Err: syscall.ENOTDIR}
+	}
 }
 
 // makeRoom makes room for a new entry at full. An existing directory stays when

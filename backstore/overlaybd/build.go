@@ -24,10 +24,13 @@ type buildConfig struct {
 	platform *v1.Platform
 	workDir  string
 	log      *slog.Logger
+	flatten  bool
+	cacheDir string
 }
 
 // WithSize sets the size of the file system and virtual device; by default
-// it is chosen from the content.
+// Build and a flattening Convert choose it from the content, and a layered
+// Convert makes DefaultLayeredSize.
 func WithSize(n int64) BuildOption { return func(c *buildConfig) { c.size = n } }
 
 // WithBlobOptions sets how the layer blob is written (compression, block
@@ -48,6 +51,16 @@ func WithWorkDir(dir string) BuildOption { return func(c *buildConfig) { c.workD
 // WithBuildLogger sets the logger for progress messages (default: none).
 func WithBuildLogger(l *slog.Logger) BuildOption { return func(c *buildConfig) { c.log = l } }
 
+// WithFlatten makes Convert apply all source layers to one tree and build
+// it into a single overlaybd layer, as Build does, instead of converting
+// each source layer into a layer of its own (the default).
+func WithFlatten(on bool) BuildOption { return func(c *buildConfig) { c.flatten = on } }
+
+// WithCacheDir keeps converted layers in dir and takes them from there when
+// the same source layer comes again on the same layers below (same chain
+// ID) with the same settings (default: no cache). Layered Convert only.
+func WithCacheDir(dir string) BuildOption { return func(c *buildConfig) { c.cacheDir = dir } }
+
 func newBuildConfig(opts []BuildOption) buildConfig {
 	cfg := buildConfig{}
 	for _, o := range opts {
@@ -59,12 +72,14 @@ func newBuildConfig(opts []BuildOption) buildConfig {
 	return cfg
 }
 
-// Built is a built image whose layer blob lives in a temporary directory
-// until Close.
+// Built is a built image whose layer blobs live in a temporary directory
+// (or the conversion cache) until Close.
 type Built struct {
 	Image       v1.Image
-	LayerPath   string
+	LayerPath   string   // the top layer's blob
+	LayerPaths  []string // every layer's blob, bottom first
 	VirtualSize int64
+	Stats       ConvertStats // what a layered Convert did
 	dir         string
 }
 
@@ -141,7 +156,8 @@ func buildIn(ctx context.Context, work, dir string, cfg buildConfig, createdBy s
 	if err != nil {
 		return nil, err
 	}
-	return &Built{Image: img, LayerPath: layerPath, VirtualSize: vsize, dir: work}, nil
+	return &Built{Image: img, LayerPath: layerPath, LayerPaths: []string{layerPath}, VirtualSize: vsize,
+		Stats: ConvertStats{Layers: 1, Converted: 1}, dir: work}, nil
 }
 
 // newUUID returns a random RFC 4122 version 4 UUID, as overlaybd names layers.

@@ -10,10 +10,20 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// Convert turns an ordinary OCI or Docker image into a one-layer overlaybd
-// image: its layers are applied in order onto an empty tree (whiteouts
-// honoured), and the tree is built as Build does. The runtime config and
-// platform are kept.
+// Convert turns an ordinary OCI or Docker image (tar, gzip or zstd layers)
+// into an overlaybd image with the runtime config and platform kept.
+//
+// By default every source layer becomes one overlaybd layer: the layers are
+// applied in order to one ext4 file system (made empty under the first) by
+// e2fsprogs' debugfs, and each overlaybd layer holds the blocks its source
+// layer changed. Layer UUIDs come from the chain IDs, as overlaybd's
+// convertor makes them, and times, file system UUID and hash seed are fixed,
+// so the same source layer on the same layers below always gives the same
+// blob (see WithCacheDir). Source layers are checked against the config's
+// diff IDs.
+//
+// With WithFlatten the layers are applied onto one tree instead, and the
+// tree is built into a single layer as Build does.
 func Convert(ctx context.Context, src v1.Image, opts ...BuildOption) (*Built, error) {
 	cfg := newBuildConfig(opts)
 	if _, err := newBlobConfig(cfg.blob); err != nil {
@@ -34,20 +44,29 @@ func Convert(ctx context.Context, src v1.Image, opts ...BuildOption) (*Built, er
 	if err := notConverted(src); err != nil {
 		return nil, err
 	}
-	layers, err := src.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("convert: list layers: %w", err)
-	}
 	work, err := os.MkdirTemp(cfg.workDir, "dejavu-convert-")
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(work)
-		}
-	}()
+	var b *Built
+	if cfg.flatten {
+		b, err = convertFlat(ctx, src, cfg, work)
+	} else {
+		b, err = convertLayers(ctx, src, scf, cfg, work)
+	}
+	if err != nil {
+		os.RemoveAll(work)
+		return nil, err
+	}
+	return b, nil
+}
+
+// convertFlat applies all layers to one tree and builds it.
+func convertFlat(ctx context.Context, src v1.Image, cfg buildConfig, work string) (*Built, error) {
+	layers, err := src.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("convert: list layers: %w", err)
+	}
 	rootDir := filepath.Join(work, "rootfs")
 	if err := os.Mkdir(rootDir, 0o755); err != nil {
 		return nil, err
@@ -68,7 +87,6 @@ func Convert(ctx context.Context, src v1.Image, opts ...BuildOption) (*Built, er
 	}
 	// The tree is in the layer now.
 	os.RemoveAll(rootDir)
-	ok = true
 	return b, nil
 }
 

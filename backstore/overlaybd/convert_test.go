@@ -2,9 +2,7 @@ package overlaybd
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +11,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
@@ -30,40 +27,21 @@ type tarEntry struct {
 
 func tarLayer(t *testing.T, entries ...tarEntry) v1.Layer {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	bodies := map[string][]byte{}
+	var hdrs []*tar.Header
 	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link, Uid: e.uid, Gid: e.gid, Size: int64(len(e.body))}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-			if e.typ == tar.TypeDir {
-				h.Mode = 0o755
-			}
-		}
-		if e.typ != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			tw.Write([]byte(e.body))
+		hdrs = append(hdrs, &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link, Uid: e.uid, Gid: e.gid})
+		if e.typ == tar.TypeReg {
+			bodies[e.name] = []byte(e.body)
 		}
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return hdrLayer(t, bodies, hdrs...)
 }
 
-// TestConvertWhiteouts converts a three-layer image with overwrites,
-// whiteouts of files and directories and an opaque directory, and expects
-// exactly the tree that the final layer stack describes, built here by hand.
+// TestConvertWhiteouts converts (flattening) a three-layer image with
+// overwrites, whiteouts of files and directories and an opaque directory,
+// and expects exactly the tree that the final layer stack describes, built
+// here by hand.
 func TestConvertWhiteouts(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "mke2fs", "e2fsck")
@@ -125,7 +103,7 @@ func TestConvertWhiteouts(t *testing.T) {
 	put("var2/file", "new var\n", 0o644)
 	os.Symlink("etc/hostname", filepath.Join(want, "link"))
 
-	built, err := Convert(context.Background(), img)
+	built, err := Convert(context.Background(), img, WithFlatten(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,10 @@
 // tar layers accept it. OpenBlob peels those wrappers off and maps byte
 // ranges of the layer back to byte ranges of the blob, which is what a lazy
 // reader asks a registry for. WriteBlob writes the same structure the real
-// overlaybd tools write. Build and Convert make whole images: a directory or
-// an ordinary OCI image becomes an ext4 file system in one overlaybd layer,
-// annotated so that overlaybd-aware runtimes recognise it.
+// overlaybd tools write. Build and Convert make whole images, annotated so
+// that overlaybd-aware runtimes recognise them: Build makes a directory an
+// ext4 file system in one overlaybd layer; Convert turns each layer of an
+// ordinary OCI image into one overlaybd layer of the ext4 blocks it changes,
+// applied by e2fsprogs' debugfs, reproducibly (UUIDs from chain IDs, fixed
+// times and ids) and with a cache of converted layers.
 package overlaybd

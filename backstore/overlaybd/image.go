@@ -73,29 +73,68 @@ func (l *fileLayer) Uncompressed() (io.ReadCloser, error) { return os.Open(l.pat
 func (l *fileLayer) Size() (int64, error)                 { _, n, err := l.digest(); return n, err }
 func (l *fileLayer) MediaType() (types.MediaType, error)  { return l.mt, nil }
 
-// NewImage makes a one-layer overlaybd image from the layer blob at path:
-// an OCI manifest whose layer carries the overlaybd annotations, and an OCI
-// config with the given runtime config and platform. createdBy goes into the
-// history.
-func NewImage(path string, cfg v1.Config, platform v1.Platform, createdBy string) (v1.Image, error) {
+// overlaybdLayer is the manifest entry of a layer blob at path.
+func overlaybdLayer(path string, history v1.History) (mutate.Addendum, error) {
 	l := &fileLayer{path: path, mt: LayerMediaType}
 	h, size, err := l.digest()
 	if err != nil {
-		return nil, err
+		return mutate.Addendum{}, err
 	}
-	now := v1.Time{Time: time.Now().UTC().Truncate(time.Second)}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, mutate.Addendum{
+	return mutate.Addendum{
 		Layer:     l,
 		MediaType: LayerMediaType,
-		History:   v1.History{Created: now, CreatedBy: createdBy},
+		History:   history,
 		Annotations: map[string]string{
 			AnnotationBlobDigest: h.String(),
 			AnnotationBlobSize:   strconv.FormatInt(size, 10),
 			AnnotationVersion:    LayerVersion,
 		},
-	})
+	}, nil
+}
+
+// newLayeredImage makes an overlaybd image of the layer blobs at paths,
+// bottom first, with the source's config: runtime config, platform and
+// creation time (not the clock's, so that converting again gives the same
+// digest), unless cfg overrides them.
+func newLayeredImage(paths []string, src *v1.ConfigFile, cfg buildConfig) (v1.Image, error) {
+	adds := make([]mutate.Addendum, len(paths))
+	for i, p := range paths {
+		a, err := overlaybdLayer(p, v1.History{Created: src.Created, CreatedBy: fmt.Sprintf("dejavu image convert: layer %d", i)})
+		if err != nil {
+			return nil, err
+		}
+		adds[i] = a
+	}
+	rc := src.Config
+	if cfg.config != nil {
+		rc = *cfg.config
+	}
+	plat := v1.Platform{Architecture: src.Architecture, OS: src.OS, Variant: src.Variant, OSVersion: src.OSVersion}
+	if cfg.platform != nil {
+		plat = *cfg.platform
+	}
+	return assemble(adds, rc, plat, src.Created)
+}
+
+// NewImage makes a one-layer overlaybd image from the layer blob at path:
+// an OCI manifest whose layer carries the overlaybd annotations, and an OCI
+// config with the given runtime config and platform. createdBy goes into the
+// history.
+func NewImage(path string, cfg v1.Config, platform v1.Platform, createdBy string) (v1.Image, error) {
+	now := v1.Time{Time: time.Now().UTC().Truncate(time.Second)}
+	add, err := overlaybdLayer(path, v1.History{Created: now, CreatedBy: createdBy})
+	if err != nil {
+		return nil, err
+	}
+	return assemble([]mutate.Addendum{add}, cfg, platform, now)
+}
+
+// assemble makes an OCI image of the layers with the given runtime config,
+// platform and creation time.
+func assemble(adds []mutate.Addendum, cfg v1.Config, platform v1.Platform, created v1.Time) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err := mutate.Append(img, adds...)
 	if err != nil {
 		return nil, fmt.Errorf("assemble image: %w", err)
 	}
@@ -105,7 +144,7 @@ func NewImage(path string, cfg v1.Config, platform v1.Platform, createdBy string
 	}
 	cf = cf.DeepCopy()
 	cf.Config = cfg
-	cf.Created = now
+	cf.Created = created
 	cf.Architecture, cf.OS, cf.Variant, cf.OSVersion = platform.Architecture, platform.OS, platform.Variant, platform.OSVersion
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {

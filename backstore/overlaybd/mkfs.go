@@ -135,45 +135,76 @@ func DataExtents(f *os.File) ([]lsmt.Extent, int64, error) {
 		return nil, 0, fmt.Errorf("%s: size %d is not a whole number of sectors", f.Name(), size)
 	}
 	var out []lsmt.Extent
-	add := func(off, n int64) {
-		if k := len(out); k > 0 && out[k-1].Offset+out[k-1].Length == off {
-			out[k-1].Length += n
-			return
+	err = blockSpans(f, make([]byte, 1<<20), func(start int64, blocks []byte) error {
+		for i := 0; i < len(blocks); i += fsBlock {
+			b := blocks[i:min(i+fsBlock, len(blocks))]
+			if allZero(b) {
+				continue
+			}
+			off := start + int64(i)
+			if k := len(out); k > 0 && out[k-1].Offset+out[k-1].Length == off {
+				out[k-1].Length += int64(len(b))
+				continue
+			}
+			out = append(out, lsmt.Extent{Offset: off, Length: int64(len(b))})
 		}
-		out = append(out, lsmt.Extent{Offset: off, Length: n})
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", f.Name(), err)
 	}
-	buf := make([]byte, 1<<20)
+	return out, size, nil
+}
+
+// dataSpans calls fn for each span of f that holds data (not a hole).
+func dataSpans(f *os.File, fn func(start, end int64) error) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
 	fd := int(f.Fd())
-	for off := int64(0); off < size; {
+	for off := int64(0); off < fi.Size(); {
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
-			break
+			return nil
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: seek data at %d: %w", f.Name(), off, err)
+			return fmt.Errorf("%s: seek data at %d: %w", f.Name(), off, err)
 		}
 		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: seek hole at %d: %w", f.Name(), data, err)
+			return fmt.Errorf("%s: seek hole at %d: %w", f.Name(), data, err)
 		}
-		data = data / fsBlock * fsBlock
-		hole = min((hole+fsBlock-1)/fsBlock*fsBlock, size)
-		for p := data; p < hole; {
-			n := min(int64(len(buf)), hole-p)
-			if _, err := f.ReadAt(buf[:n], p); err != nil && !errors.Is(err, io.EOF) {
-				return nil, 0, fmt.Errorf("%s: read at %d: %w", f.Name(), p, err)
-			}
-			for i := int64(0); i < n; i += fsBlock {
-				blk := buf[i:min(i+fsBlock, n)]
-				if !allZero(blk) {
-					add(p+i, int64(len(blk)))
-				}
-			}
-			p += n
+		if err := fn(data, hole); err != nil {
+			return err
 		}
 		off = hole
 	}
-	return out, size, nil
+	return nil
+}
+
+// blockSpans calls fn with the content of f's data spans, widened to whole
+// blocks (but for a last partial block at the end of f), a buffer at a time.
+func blockSpans(f *os.File, buf []byte, fn func(start int64, blocks []byte) error) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return dataSpans(f, func(start, end int64) error {
+		start = start / fsBlock * fsBlock
+		end = min((end+fsBlock-1)/fsBlock*fsBlock, fi.Size())
+		for p := start; p < end; {
+			n := min(int64(len(buf)), end-p)
+			if _, err := io.ReadFull(io.NewSectionReader(f, p, n), buf[:n]); err != nil {
+				return fmt.Errorf("read image at %d: %w", p, err)
+			}
+			if err := fn(p, buf[:n]); err != nil {
+				return err
+			}
+			p += n
+		}
+		return nil
+	})
 }
 
 var zeroBlock [fsBlock]byte

@@ -27,7 +27,7 @@ func (f *layerFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.compression, "compression", "lz4", "layer compression: lz4, zstd or none")
 	fl.StringVar(&f.blockSize, "block-size", "4KiB", "ZFile block size: 4KiB, 8KiB, 16KiB or 32KiB")
-	fl.StringVar(&f.size, "size", "auto", "file system and virtual device size (e.g. 2GiB, 64GiB); auto fits the content")
+	fl.StringVar(&f.size, "size", "auto", "file system and virtual device size (e.g. 2GiB, 64GiB); auto: fit the content (build, convert --flatten) or 64GiB (convert)")
 	fl.BoolVar(&f.noTar, "no-tar", false, "store the layer without overlaybd's tar wrapper")
 	fl.StringVar(&f.workDir, "tmp-dir", "", "directory for temporary files (default: the system's)")
 }

@@ -124,6 +124,7 @@ func Proxy(t testing.TB, upstream string, c *Counter) string {
 // Counter counts nothing.
 type Counter struct {
 	requests, blobGets, whole, ranged atomic.Int64
+	uploads, blobHeads                atomic.Int64
 	blob                              atomic.Pointer[string]
 }
 
@@ -142,9 +143,17 @@ func (c *Counter) Whole() int64 { return c.whole.Load() }
 // Ranged is how many GETs asked for ranges of a (counted) blob.
 func (c *Counter) Ranged() int64 { return c.ranged.Load() }
 
+// Uploads is how many blob uploads were started (POSTs to blobs/uploads/),
+// what a client that found a blob already there does not do.
+func (c *Counter) Uploads() int64 { return c.uploads.Load() }
+
+// BlobHeads is how many HEADs of blobs were answered: how a client asks
+// whether a blob is there before it uploads it.
+func (c *Counter) BlobHeads() int64 { return c.blobHeads.Load() }
+
 // Reset sets every count to zero.
 func (c *Counter) Reset() {
-	for _, n := range []*atomic.Int64{&c.requests, &c.blobGets, &c.whole, &c.ranged} {
+	for _, n := range []*atomic.Int64{&c.requests, &c.blobGets, &c.whole, &c.ranged, &c.uploads, &c.blobHeads} {
 		n.Store(0)
 	}
 }
@@ -161,7 +170,13 @@ func (c *Counter) wrap(h http.Handler) http.Handler {
 
 func (c *Counter) count(r *http.Request) {
 	c.requests.Add(1)
+	if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+		c.uploads.Add(1)
+	}
 	i := strings.LastIndex(r.URL.Path, "/blobs/")
+	if r.Method == http.MethodHead && i >= 0 {
+		c.blobHeads.Add(1)
+	}
 	if r.Method != http.MethodGet || i < 0 {
 		return
 	}
