@@ -60,9 +60,6 @@ func (b *Backstore) Held(layer int, off, n int64) bool {
 // a prefetcher holds back while there are some.
 func (b *Backstore) DemandInFlight() int { return int(b.demand.Load()) }
 
-// Opening is false: an opened image has read its indexes.
-func (b *Backstore) Opening() bool { return false }
-
 // Fetchable is an image that Open is still opening but whose layer bytes
 // can already be fetched: what a prefetch needs to start while Open reads
 // the layers' indexes. WithFetchable hands it out.
@@ -86,9 +83,6 @@ func (f *Fetchable) Held(layer int, off, n int64) bool { return f.b.Held(layer, 
 
 // DemandInFlight is Backstore.DemandInFlight.
 func (f *Fetchable) DemandInFlight() int { return f.b.DemandInFlight() }
-
-// Opening reports that Open is still reading the layers' indexes.
-func (f *Fetchable) Opening() bool { return !f.b.opened.Load() }
 
 // BlobRanges is Backstore.BlobRanges once Open has returned the image, and
 // nil before: until then nothing reads the device.

@@ -20,9 +20,6 @@ type Target interface {
 	// as the registry allows.
 	PrefetchExact(ctx context.Context, layer int, ranges []backstore.Extent) error
 	DemandInFlight() int
-	// Opening reports that the image is still reading its layers'
-	// indexes, which the program's start waits on.
-	Opening() bool
 	BlobRanges(off, n int64) []backstore.BlobRange
 }
 
@@ -147,12 +144,6 @@ func (e *Engine) next() (batch []int, wait bool) {
 	claim := func(i int) {
 		s := &e.states[i]
 		s.fetching, s.started = true, time.Now()
-	}
-	if e.inflight > 0 && e.t.Opening() {
-		// One batch at a time until the image has opened: the index
-		// reads the mount waits on then share the link with one request,
-		// not with all of them, and the link is busy all the same.
-		return nil, true
 	}
 	if e.batch > 0 && e.inflight > 0 {
 		// Near the end, fewer batches at once: the last bytes then come
