@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -152,7 +153,7 @@ func (d *differ) same(rel string, low, up fs.FileInfo) bool {
 	}
 	lx, _ := xattrs(filepath.Join(d.lower, rel))
 	ux, _ := xattrs(filepath.Join(d.upper, rel))
-	return equalMaps(lx, ux)
+	return maps.Equal(lx, ux)
 }
 
 func (d *differ) whiteout(rel string) error {
@@ -259,16 +260,4 @@ func xattrs(p string) (map[string]string, error) {
 		out[k] = string(v[:m])
 	}
 	return out, nil
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }

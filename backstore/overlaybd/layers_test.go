@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -250,7 +251,7 @@ func compareExtras(t *testing.T, want, got string) {
 		rel, _ := filepath.Rel(want, p)
 		g := filepath.Join(got, rel)
 		wx, gx := xattrs(t, p), xattrs(t, g)
-		if !mapsEqual(wx, gx) {
+		if !maps.Equal(wx, gx) {
 			t.Errorf("%s: xattrs %q, want %q", rel, gx, wx)
 		}
 		n += len(wx)
@@ -290,16 +291,4 @@ func xattrs(t *testing.T, p string) map[string]string {
 		out[string(name)] = string(v[:k])
 	}
 	return out
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
