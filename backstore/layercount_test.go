@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -30,11 +29,11 @@ func goldenStack(t *testing.T, host, name string, layers ...string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		layer := static.NewLayer(b, overlaybd.LayerMediaType)
-		d, _ := layer.Digest()
-		img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: overlaybd.LayerMediaType, Annotations: map[string]string{
-			overlaybd.AnnotationBlobDigest: d.String(), overlaybd.AnnotationBlobSize: strconv.Itoa(len(b)), overlaybd.AnnotationVersion: overlaybd.LayerVersion}})
+		add, err := overlaybd.Addendum(static.NewLayer(b, overlaybd.LayerMediaType))
 		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.Append(img, add); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -107,10 +106,11 @@ func onTop(t *testing.T, base, ref string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer := static.NewLayer(top, overlaybd.LayerMediaType)
-	d, _ := layer.Digest()
-	next, err := mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: overlaybd.LayerMediaType, Annotations: map[string]string{
-		overlaybd.AnnotationBlobDigest: d.String(), overlaybd.AnnotationBlobSize: strconv.Itoa(len(top)), overlaybd.AnnotationVersion: overlaybd.LayerVersion}})
+	add, err := overlaybd.Addendum(static.NewLayer(top, overlaybd.LayerMediaType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := mutate.Append(img, add)
 	if err != nil {
 		t.Fatal(err)
 	}

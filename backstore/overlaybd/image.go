@@ -75,15 +75,25 @@ func (l *fileLayer) MediaType() (types.MediaType, error)  { return l.mt, nil }
 
 // overlaybdLayer is the manifest entry of a layer blob at path.
 func overlaybdLayer(path string, history v1.History) (mutate.Addendum, error) {
-	l := &fileLayer{path: path, mt: LayerMediaType}
-	h, size, err := l.digest()
+	a, err := Addendum(&fileLayer{path: path, mt: LayerMediaType})
+	a.History = history
+	return a, err
+}
+
+// Addendum is the manifest entry of an overlaybd layer blob: its media
+// type and the overlaybd annotations that mark it, for mutate.Append.
+func Addendum(l v1.Layer) (mutate.Addendum, error) {
+	h, err := l.Digest()
+	if err != nil {
+		return mutate.Addendum{}, err
+	}
+	size, err := l.Size()
 	if err != nil {
 		return mutate.Addendum{}, err
 	}
 	return mutate.Addendum{
 		Layer:     l,
 		MediaType: LayerMediaType,
-		History:   history,
 		Annotations: map[string]string{
 			AnnotationBlobDigest: h.String(),
 			AnnotationBlobSize:   strconv.FormatInt(size, 10),
