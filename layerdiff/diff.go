@@ -10,7 +10,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -62,8 +61,12 @@ func (d *differ) dir(rel string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	inUpper := make(map[string]bool, len(ups))
+	for _, n := range ups {
+		inUpper[n] = true
+	}
 	for _, n := range lows {
-		if !slices.Contains(ups, n) {
+		if !inUpper[n] {
 			if err := d.whiteout(filepath.Join(rel, n)); err != nil {
 				return err
 			}
@@ -243,18 +246,25 @@ func names(dir string) ([]string, error) {
 	return out, nil
 }
 
-// xattrs reads a path's extended attributes (not following links).
+// xattrs reads a path's extended attributes (not following links). Most
+// entries have none: one call to learn that, and no buffer.
 func xattrs(p string) (map[string]string, error) {
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(p, buf)
+	n, err := unix.Llistxattr(p, nil)
 	if err != nil || n == 0 {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	if n, err = unix.Llistxattr(p, buf); err != nil {
 		return nil, err
 	}
 	out := map[string]string{}
 	for _, k := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
-		v := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(p, k, v)
+		m, err := unix.Lgetxattr(p, k, nil)
 		if err != nil {
+			return nil, err
+		}
+		v := make([]byte, m)
+		if m, err = unix.Lgetxattr(p, k, v); err != nil {
 			return nil, err
 		}
 		out[k] = string(v[:m])

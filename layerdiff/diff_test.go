@@ -14,6 +14,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/dejavu-project/dejavu/backstore/overlaybd"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
@@ -49,6 +50,8 @@ func steps(t *testing.T) []string {
 	must(t, os.Symlink("tool", filepath.Join(a, "usr/bin/tool-link")))
 	must(t, os.Link(filepath.Join(a, "usr/bin/tool"), filepath.Join(a, "usr/bin/tool-hard")))
 	must(t, os.Chown(filepath.Join(a, "etc/secret"), 1000, 1000))
+	write(t, filepath.Join(a, "etc/tagged"), "same bytes in both steps", 0o644)
+	must(t, unix.Lsetxattr(filepath.Join(a, "etc/tagged"), "user.step", []byte("1"), 0))
 
 	b := filepath.Join(root, "b")
 	must(t, exec.Command("cp", "-a", a, b).Run())
@@ -58,6 +61,8 @@ func steps(t *testing.T) []string {
 	write(t, filepath.Join(b, "usr/lib/python3/mod.py"), "print(1)\n", 0o644)
 	must(t, os.Link(filepath.Join(b, "usr/lib/python3/mod.py"), filepath.Join(b, "usr/lib/python3/mod-hard.py")))
 	must(t, os.Chmod(filepath.Join(b, "usr/bin/tool"), 0o700))
+	// Only an extended attribute changes: the entry is in the layer.
+	must(t, unix.Lsetxattr(filepath.Join(b, "etc/tagged"), "user.step", []byte("2"), 0))
 
 	c := filepath.Join(root, "c")
 	must(t, exec.Command("cp", "-a", b, c).Run())
@@ -92,7 +97,7 @@ func TestLayersRebuildTheSteps(t *testing.T) {
 		names := entries(t, l)
 		switch i {
 		case 1:
-			for _, want := range []string{"etc/hostname", "etc/.wh.secret", "usr/bin/tool", "usr/lib/python3/mod.py", "usr/lib/python3/mod-hard.py"} {
+			for _, want := range []string{"etc/hostname", "etc/.wh.secret", "usr/bin/tool", "usr/lib/python3/mod.py", "usr/lib/python3/mod-hard.py", "etc/tagged"} {
 				if !slices.Contains(names, want) {
 					t.Errorf("layer 1 lacks %s: %v", want, names)
 				}
