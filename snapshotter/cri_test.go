@@ -1,10 +1,6 @@
 package snapshotter_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,10 +9,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -27,6 +20,7 @@ import (
 	"github.com/dejavu-project/dejavu/internal/testutil/ctdtest"
 	"github.com/dejavu-project/dejavu/internal/testutil/metricstest"
 	"github.com/dejavu-project/dejavu/internal/testutil/testreg"
+	"github.com/dejavu-project/dejavu/layerdiff"
 	"github.com/dejavu-project/dejavu/snapshotter"
 	"github.com/dejavu-project/dejavu/trace"
 )
@@ -184,70 +178,15 @@ func criLog(t *testing.T, path string) string {
 // reference.
 func pauseImage(t *testing.T, addr string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tree := busybox.Tree(t)
-	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == tree {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(tree, p)
-		hdr.Name = rel
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.Copy(tw, f)
-			return err
-		}
-		return nil
-	})
-	if err == nil {
-		err = tw.Close()
-	}
+	b, err := layerdiff.Image(t.Context(), []string{busybox.Tree(t)}, v1.Config{Entrypoint: []string{"/bin/busybox", "sleep", "3600"}},
+		v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config = v1.Config{Entrypoint: []string{"/bin/busybox", "sleep", "3600"}}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	defer b.Close()
 	ref := addr + "/pause:v1"
 	r, _ := imageref.Parse(ref)
-	if err := remote.Write(r.Name, img); err != nil {
+	if err := remote.Write(r.Name, b.Image); err != nil {
 		t.Fatal(err)
 	}
 	return ref
