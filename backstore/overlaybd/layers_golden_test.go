@@ -5,33 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
 	"github.com/dejavu-project/dejavu/internal/testutil/testenv"
 	"github.com/dejavu-project/dejavu/internal/testutil/treetest"
 )
-
-// goldenApplyImage is the two-layer source image the golden apply/ output
-// was converted from.
-func goldenApplyImage(t *testing.T) v1.Image {
-	t.Helper()
-	var layers []v1.Layer
-	for _, n := range []string{"layer1.tar", "layer2.tar"} {
-		l, err := tarball.LayerFromFile(golden(t, "apply", n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		layers = append(layers, l)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
 
 // TestConvertLayersMatchesGolden converts the source of the golden apply/
 // image and compares the structure of every layer with the real
@@ -41,7 +17,7 @@ func goldenApplyImage(t *testing.T) v1.Image {
 // files.
 func TestConvertLayersMatchesGolden(t *testing.T) {
 	testenv.RequireCommands(t, "mke2fs", "debugfs", "e2fsck")
-	built, err := Convert(context.Background(), goldenApplyImage(t))
+	built, err := Convert(context.Background(), testenv.GoldenApplySource(t))
 	if err != nil {
 		t.Fatal(err)
 	}

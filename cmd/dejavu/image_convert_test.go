@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/dejavu-project/dejavu/backstore"
@@ -43,15 +42,8 @@ func sourceLayout(t *testing.T, img v1.Image, tag string) string {
 // writes nothing; --flatten with --cache-dir is refused.
 func TestConvertLayersCLI(t *testing.T) {
 	testenv.RequireCommands(t, "mke2fs", "debugfs")
-	var layers []v1.Layer
-	for _, n := range []string{"layer1.tar", "layer2.tar"} {
-		l, err := tarball.LayerFromFile(filepath.Join(testenv.OverlaybdTestdata(t), "golden", "apply", n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		layers = append(layers, l)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layers...)
+	img := testenv.GoldenApplySource(t)
+	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
