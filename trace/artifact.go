@@ -312,10 +312,10 @@ type Info struct {
 	// the artifact does not say).
 	LayerBytes []int64 `json:"layerBytes,omitempty"`
 	// blob is the trace blob as the artifact's annotation names it (zero
-	// when it does not), and inline its bytes when the annotations carry
-	// them.
+	// when it does not), and inline AnnotationData's value, checked only
+	// for the trace a start picks.
 	blob   v1.Descriptor
-	inline []byte
+	inline string
 }
 
 // parseBlobAnnotation reads AnnotationBlob's value. Like every annotation
@@ -377,7 +377,7 @@ func referrers(n name.Reference, subject v1.Descriptor, ropts []remote.Option) (
 		in.Bytes, _ = strconv.ParseInt(d.Annotations[AnnotationBytes], 10, 64)
 		in.Created, _ = time.Parse(time.RFC3339, d.Annotations[AnnotationCreated])
 		in.blob, _ = parseBlobAnnotation(d.Annotations[AnnotationBlob])
-		in.inline = inlineBlob(d.Annotations[AnnotationData], in.blob)
+		in.inline = d.Annotations[AnnotationData]
 		if h, err := v1.NewHash(d.Annotations[AnnotationCarriedFrom]); err == nil {
 			in.CarriedFrom = h.String()
 		}
@@ -464,8 +464,8 @@ func Pull(ctx context.Context, ref imageref.Ref, opts ...PullOption) (*Trace, v1
 		case cfg.workload == "" && distinctWorkloads(pick) > 1:
 			return nil, v1.Hash{}, fmt.Errorf("trace: %d workloads have traces attached to %s; choose one with --workload", distinctWorkloads(pick), subject.Digest)
 		}
-		if pick[0].inline != nil {
-			return decodeFor(pick[0].inline, subject, pick[0].Digest)
+		if b := inlineBlob(pick[0].inline, pick[0].blob); b != nil {
+			return decodeFor(b, subject, pick[0].Digest)
 		}
 		if pick[0].blob.Size > 0 {
 			return pullBlob(n.Context(), pick[0].blob, subject, pick[0].Digest, ropts)
